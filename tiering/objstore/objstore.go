@@ -16,12 +16,16 @@ import (
 )
 
 // Errors every implementation returns, wrapped, so callers can classify
-// with errors.Is.
+// with errors.Is. Any other error (a network failure, an outage, an
+// injected fault) is transient as far as the interface knows: the call
+// may be retried.
 var (
 	// ErrNotFound means no object exists at the key.
 	ErrNotFound = errors.New("object not found")
 	// ErrPreconditionFailed means a conditional put lost: the object
-	// existed for IfNoneMatch, or its ETag differed for IfMatch.
+	// existed for IfNoneMatch, or its ETag differed for IfMatch. The
+	// put was certainly not applied. For IfMatch on a missing key the
+	// error wraps ErrNotFound as well.
 	ErrPreconditionFailed = errors.New("precondition failed")
 )
 
@@ -33,13 +37,29 @@ func IsPreconditionFailed(err error) bool { return errors.Is(err, ErrPreconditio
 
 // Attrs describes a stored object.
 type Attrs struct {
-	Size         int64
-	ETag         string // opaque; compare only for equality
+	// Size is the object's length in bytes.
+	Size int64
+	// ETag identifies the object's current version. It is opaque (on S3
+	// it includes the quotes); compare it only for equality and pass it
+	// back unchanged in PutOptions.IfMatch.
+	//
+	// A new ETag after every put is guaranteed only by the local stores
+	// (FS, Mem). On S3 the ETag of a single-part object is the MD5 of
+	// its content, so a put of identical bytes keeps the ETag. A
+	// document updated by compare-and-swap (the lease, the cluster
+	// metadata) must therefore change its bytes on every write, with a
+	// counter or a nonce, or an observer watching the ETag cannot tell
+	// a renewal from silence.
+	ETag string
+	// LastModified is when the version was written. S3 keeps whole
+	// seconds; the attributes Put returns carry the server's response
+	// time there instead of the stored one.
 	LastModified time.Time
 }
 
 // ObjectInfo is one entry of a listing.
 type ObjectInfo struct {
+	// Key is relative to the store, as passed to Put.
 	Key string
 	Attrs
 }
@@ -59,11 +79,21 @@ type PutOptions struct {
 type ObjectStore interface {
 	// Put stores size bytes from r at key, replacing any object unless
 	// opts makes the put conditional. It returns the new object's attributes.
+	// size must be exact: a body that ends early or runs on is an error
+	// and nothing is stored. Readers never see a partly written object.
+	//
+	// A conditional put that fails with ErrPreconditionFailed was not
+	// applied. One that fails with any other error may or may not have
+	// been applied (the request may have reached the server before the
+	// connection broke): the caller must read the object again to find
+	// out, and should recognise its own write by content, not by ETag.
 	Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) (Attrs, error)
-	// Get opens the whole object.
+	// Get opens the whole object. The body must be closed, and reading
+	// it fails once ctx is done.
 	Get(ctx context.Context, key string) (io.ReadCloser, Attrs, error)
 	// GetRange opens length bytes from off. A range past the end is cut
-	// at the end of the object.
+	// at the end of the object; one starting at or past the end is
+	// empty. A missing key is ErrNotFound even for length 0.
 	GetRange(ctx context.Context, key string, off, length int64) (io.ReadCloser, error)
 	// Attributes returns the object's attributes without its body.
 	Attributes(ctx context.Context, key string) (Attrs, error)
