@@ -1,0 +1,244 @@
+package broker
+
+// Fetch: versions 4 to 17.
+//
+// v4 is the first version that returns record batch v2 and the last stable
+// offset; v13 addresses topics by id; v17 is Kafka 3.9's maximum. Fetch
+// sessions (KIP-227) are answered with session id 0, which clients take to
+// mean "no session": they keep sending full fetch requests.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tiercel/tiercel/broker/controller"
+	plog "github.com/tiercel/tiercel/broker/log"
+	"github.com/tiercel/tiercel/wire"
+)
+
+const (
+	fetchMinVersion = 4
+	fetchMaxVersion = 17
+)
+
+// fetch is one Fetch request, resolved when the connection's writer gets
+// to it: it reads, and if fewer than min.bytes are available it parks
+// until an append or a high-watermark move wakes it, or max.wait.ms ends.
+type fetch struct {
+	b        *Broker
+	in       *kmsg.FetchRequest
+	version  int16
+	replica  int32 // the fetching broker, or -1 for a consumer
+	deadline time.Time
+	maxBytes int
+	received time.Time
+}
+
+func (b *Broker) handleFetch(ctx context.Context, req *wire.Request) wire.Response {
+	in := req.Msg.(*kmsg.FetchRequest)
+	f := &fetch{b: b, in: in, version: req.Version, replica: -1, received: req.Received}
+	if req.Version >= 15 {
+		f.replica = in.ReplicaState.ID
+	} else {
+		f.replica = in.ReplicaID
+	}
+	f.maxBytes = math.MaxInt32
+	if in.MaxBytes > 0 {
+		f.maxBytes = int(in.MaxBytes)
+	}
+	wait := time.Duration(max(in.MaxWaitMillis, 0)) * time.Millisecond
+	f.deadline = req.Received.Add(wait)
+	if req.Version >= 7 && in.SessionID != 0 && in.SessionEpoch != -1 {
+		// We never hand out sessions, so any id the client names is not
+		// ours; it will start over with a full fetch.
+		resp := &wire.FetchResponse{Version: req.Version, ErrorCode: kerr.FetchSessionIDNotFound.Code}
+		return resp
+	}
+	return f
+}
+
+// Frame reads the partitions and, when min.bytes is not met, waits.
+func (f *fetch) Frame(ctx context.Context) (*wire.Frame, error) {
+	// Register before the first read, so an append between the read and
+	// the wait is not missed.
+	wake := make(chan struct{}, 1)
+	parts := f.partitions()
+	for _, p := range parts {
+		p.addWaiter(wake)
+	}
+	defer func() {
+		for _, p := range parts {
+			p.removeWaiter(wake)
+		}
+	}()
+	var timer *time.Timer
+	for {
+		resp, n, hasErr := f.read()
+		wait := time.Until(f.deadline)
+		if n >= int64(f.in.MinBytes) || hasErr || wait <= 0 || len(parts) == 0 {
+			return resp.Frame(ctx)
+		}
+		resp.release()
+		if timer == nil {
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			f.deadline = time.Time{} // answer with whatever is there now
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// partitions lists the hosted partitions the request names, to park on.
+func (f *fetch) partitions() []*partition {
+	var out []*partition
+	st := f.b.current()
+	for _, t := range f.in.Topics {
+		ts := f.topic(st, &t)
+		if ts == nil {
+			continue
+		}
+		for _, rp := range t.Partitions {
+			if rp.Partition >= 0 && int(rp.Partition) < len(ts.partitions) && ts.partitions[rp.Partition] != nil {
+				out = append(out, ts.partitions[rp.Partition])
+			}
+		}
+	}
+	return out
+}
+
+func (f *fetch) topic(st *localState, t *kmsg.FetchRequestTopic) *topicState {
+	if f.version >= 13 {
+		return st.byID[controller.TopicID(t.TopicID)]
+	}
+	return st.topics[t.Topic]
+}
+
+// fetchResponse wraps the wire response so it can drop its file
+// references when a waiting fetch reads again.
+type fetchResponse struct{ *wire.FetchResponse }
+
+func (r fetchResponse) release() {
+	for i := range r.Topics {
+		for j := range r.Topics[i].Partitions {
+			p := &r.Topics[i].Partitions[j]
+			if p.Release != nil {
+				p.Release()
+				p.Release = nil
+			}
+		}
+	}
+}
+
+// read builds a response from what is readable now. It returns the
+// record bytes found and whether any partition has an error, in which case
+// Kafka answers at once.
+func (f *fetch) read() (fetchResponse, int64, bool) {
+	resp := &wire.FetchResponse{Version: f.version}
+	st := f.b.current()
+	var total int64
+	hasErr := false
+	leaders := map[int32]bool{}
+	for _, t := range f.in.Topics {
+		ft := wire.FetchTopic{Topic: t.Topic, TopicID: t.TopicID}
+		ts := f.topic(st, &t)
+		for _, rp := range t.Partitions {
+			out := wire.NewFetchPartition(rp.Partition)
+			err := f.readPartition(ts, &rp, &out, &total)
+			if err != nil {
+				hasErr = true
+				out.Meta.ErrorCode = errCode(f.b.logger, err)
+				if errors.Is(err, kerr.NotLeaderForPartition) && ts != nil && f.version >= 12 {
+					if leader, epoch, ok := f.b.leaderHint(ts.meta.Name, rp.Partition); ok {
+						out.Meta.CurrentLeader.LeaderID, out.Meta.CurrentLeader.LeaderEpoch = leader, epoch
+						leaders[leader] = true
+					}
+				}
+			}
+			ft.Partitions = append(ft.Partitions, out)
+		}
+		if ts != nil && f.version < 13 {
+			ft.Topic = ts.meta.Name
+		}
+		resp.Topics = append(resp.Topics, ft)
+	}
+	if f.version >= 16 && len(leaders) > 0 {
+		resp.Brokers = f.b.fetchBrokers(leaders)
+	}
+	return fetchResponse{resp}, total, hasErr
+}
+
+func (f *fetch) readPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, out *wire.FetchPartition, total *int64) error {
+	if ts == nil {
+		if f.version >= 13 {
+			return kerr.UnknownTopicID
+		}
+		return kerr.UnknownTopicOrPartition
+	}
+	if rp.Partition < 0 || int(rp.Partition) >= len(ts.partitions) {
+		return kerr.UnknownTopicOrPartition
+	}
+	p := ts.partitions[rp.Partition]
+	if p == nil {
+		return kerr.NotLeaderForPartition
+	}
+	isLeader, _, epoch := p.leaderState(f.b.cfg.NodeID)
+	if !isLeader {
+		return kerr.NotLeaderForPartition
+	}
+	if f.version >= 9 && rp.CurrentLeaderEpoch >= 0 {
+		switch {
+		case rp.CurrentLeaderEpoch < epoch:
+			return kerr.FencedLeaderEpoch
+		case rp.CurrentLeaderEpoch > epoch:
+			return kerr.UnknownLeaderEpoch
+		}
+	}
+	hw := p.HighWatermark()
+	leo := p.log.EndOffset()
+	logStart := p.log.StartOffset()
+	out.Meta.HighWatermark = hw
+	out.Meta.LastStableOffset = hw // no transactions: everything below the HW is stable
+	out.Meta.LogStartOffset = logStart
+	if rp.FetchOffset < logStart || rp.FetchOffset > leo {
+		return fmt.Errorf("%w: fetch offset %d, log is [%d, %d)", kerr.OffsetOutOfRange, rp.FetchOffset, logStart, leo)
+	}
+	maxOffset := hw
+	if f.replica >= 0 {
+		maxOffset = leo
+	}
+	remaining := f.maxBytes - int(*total)
+	if remaining <= 0 {
+		return nil
+	}
+	limit := min(int(rp.PartitionMaxBytes), remaining)
+	if limit <= 0 {
+		return nil
+	}
+	// KIP-74: the first batch of the first partition with data is sent
+	// whole even past the limits, so a large batch cannot stall a client.
+	r, err := p.log.Read(rp.FetchOffset, limit, maxOffset, *total == 0)
+	if err != nil {
+		if errors.Is(err, plog.ErrOffsetOutOfRange) {
+			return fmt.Errorf("%w: %v", kerr.OffsetOutOfRange, err)
+		}
+		return fmt.Errorf("%w: read %s-%d: %v", kerr.KafkaStorageError, p.topic, p.index, err)
+	}
+	if r.Size == 0 {
+		r.Release()
+		return nil
+	}
+	out.File, out.FileOff, out.FileLen, out.Release = r.File, r.Position, r.Size, r.Release
+	*total += r.Size
+	return nil
+}

@@ -1,0 +1,223 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/tiercel/tiercel/broker/controller"
+	plog "github.com/tiercel/tiercel/broker/log"
+	"github.com/tiercel/tiercel/wire/batch"
+)
+
+// partition is one partition hosted on this broker: its local log, its
+// leadership state, its high watermark and its producer state.
+//
+// Lock order: partition.mu, then the log's own locks. Handlers never hold
+// partition.mu while waiting on anything but the disk.
+type partition struct {
+	topic   string
+	topicID controller.TopicID
+	index   int32
+	log     *plog.Log
+	logger  *slog.Logger
+	now     func() time.Time
+
+	// cfg is swapped whole when topic configs change.
+	cfg atomic.Pointer[topicSettings]
+
+	mu          sync.Mutex // serializes appends and leadership changes
+	leader      int32
+	leaderEpoch int32
+	replicas    []int32
+	isr         []int32
+	producers   *producerState
+
+	// hw is the high watermark: consumers read below it. It is written
+	// under mu and read without it.
+	hw atomic.Int64
+
+	// waiters are fetches parked until this partition's log or high
+	// watermark moves.
+	waitMu  sync.Mutex
+	waiters map[chan struct{}]struct{}
+}
+
+// isLeader reports whether this broker leads the partition.
+func (p *partition) leaderState(self int32) (isLeader bool, leader, epoch int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leader == self, p.leader, p.leaderEpoch
+}
+
+// applyAssignment takes the controller's view of the partition. It
+// returns whether this broker became leader.
+func (p *partition) applyAssignment(self int32, a controller.Partition) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.replicas = slices.Clone(a.Replicas)
+	p.isr = slices.Clone(a.ISR)
+	becameLeader := a.Leader == self && (p.leader != self || a.LeaderEpoch > p.leaderEpoch)
+	p.leader, p.leaderEpoch = a.Leader, a.LeaderEpoch
+	if becameLeader {
+		// A new epoch starts at our log end. Our log may already know it
+		// (restart); AssignEpoch ignores older or equal epochs.
+		if latest, ok := p.log.LatestEpoch(); !ok || latest < a.LeaderEpoch {
+			if err := p.log.AssignEpoch(a.LeaderEpoch, p.log.EndOffset()); err != nil {
+				return fmt.Errorf("assign leader epoch %d: %w", a.LeaderEpoch, err)
+			}
+		}
+		p.advanceHWLocked()
+	}
+	return nil
+}
+
+// advanceHWLocked moves the high watermark to the smallest log end offset
+// in the ISR. Alone in the ISR, that is our own log end.
+func (p *partition) advanceHWLocked() {
+	hw := p.log.EndOffset()
+	// Followers' log end offsets join here with replication.
+	if hw > p.hw.Load() {
+		p.hw.Store(hw)
+		p.wake()
+	}
+}
+
+func (p *partition) isrSize() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.isr)
+}
+
+// HighWatermark returns the high watermark.
+func (p *partition) HighWatermark() int64 { return p.hw.Load() }
+
+func (p *partition) settings() *topicSettings { return p.cfg.Load() }
+
+// appendResult is what a produce learns from an append.
+type appendResult struct {
+	baseOffset    int64
+	lastOffset    int64
+	logAppendTime int64 // -1 unless the topic uses LogAppendTime
+	logStart      int64
+}
+
+// appendBatch validates nothing but idempotence: the caller has checked
+// the batch's bytes. It assigns offsets, stamps the leader epoch, appends,
+// and records the producer's sequence. raw is rewritten in place.
+func (p *partition) appendBatch(self int32, raw []byte, h *batch.Header, acks int16) (appendResult, error) {
+	s := p.settings()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leader != self {
+		return appendResult{}, kerr.NotLeaderForPartition
+	}
+	if acks == -1 && len(p.isr) < s.MinInsyncReplicas {
+		return appendResult{}, kerr.NotEnoughReplicas
+	}
+	if err := p.producers.check(h); err != nil {
+		var dup *errDuplicate
+		if errors.As(err, &dup) {
+			return appendResult{baseOffset: dup.orig.FirstOffset, lastOffset: dup.orig.LastOffset, logAppendTime: -1, logStart: p.log.StartOffset()}, nil
+		}
+		return appendResult{}, err
+	}
+	leo := p.log.EndOffset()
+	batch.SetBaseOffset(raw, leo)
+	batch.SetPartitionLeaderEpoch(raw, p.leaderEpoch)
+	h.BaseOffset = leo
+	res := appendResult{baseOffset: leo, lastOffset: h.LastOffset(), logAppendTime: -1}
+	now := p.now()
+	if s.LogAppendTime {
+		ts := now.UnixMilli()
+		batch.SetLogAppendTime(raw, ts)
+		h.MaxTimestamp = ts
+		res.logAppendTime = ts
+	}
+	if _, err := p.log.Append(raw); err != nil {
+		return appendResult{}, fmt.Errorf("%w: append to %s-%d: %v", kerr.KafkaStorageError, p.topic, p.index, err)
+	}
+	p.producers.update(h, now.UnixMilli())
+	p.advanceHWLocked()
+	res.logStart = p.log.StartOffset()
+	return res, nil
+}
+
+// wait registers ch to be signalled when the log or high watermark moves.
+func (p *partition) addWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	if p.waiters == nil {
+		p.waiters = make(map[chan struct{}]struct{})
+	}
+	p.waiters[ch] = struct{}{}
+	p.waitMu.Unlock()
+}
+
+func (p *partition) removeWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	delete(p.waiters, ch)
+	p.waitMu.Unlock()
+}
+
+// wake signals every parked fetch without blocking; a waiter's channel has
+// room for one signal, which is all it needs.
+func (p *partition) wake() {
+	p.waitMu.Lock()
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	p.waitMu.Unlock()
+}
+
+// snapshotProducers writes the producer state at the log end. It runs
+// from the log's roll callback, on the appending goroutine, which holds
+// p.mu: the state then covers exactly the offsets below the new segment.
+func (p *partition) snapshotProducersLocked(offset int64) {
+	if err := p.log.WriteSnapshot(offset, p.producers.encode()); err != nil {
+		p.logger.Warn("producer snapshot failed", "offset", offset, "err", err)
+	}
+}
+
+// restoreProducers rebuilds producer state from the newest snapshot and
+// the batches after it.
+func (p *partition) restoreProducers() error {
+	p.producers = newProducerState()
+	from := p.log.StartOffset()
+	if off, data, ok, err := p.log.LatestSnapshot(); err != nil {
+		p.logger.Warn("producer snapshot unreadable; rebuilding from the log", "err", err)
+	} else if ok {
+		st, err := decodeProducerState(data)
+		if err != nil {
+			p.logger.Warn("producer snapshot corrupt; rebuilding from the log", "offset", off, "err", err)
+		} else {
+			p.producers, from = st, off
+		}
+	}
+	if from < p.log.StartOffset() {
+		from = p.log.StartOffset()
+	}
+	nowMs := p.now().UnixMilli()
+	return p.log.Batches(from, p.log.EndOffset(), func(h batch.Header, _ []byte) error {
+		p.producers.update(&h, nowMs)
+		return nil
+	})
+}
+
+// expireProducers applies producer.id.expiration.ms.
+func (p *partition) expireProducers(expirationMs int64) {
+	p.mu.Lock()
+	n := p.producers.expire(p.now().UnixMilli(), expirationMs)
+	p.mu.Unlock()
+	if n > 0 {
+		p.logger.Info("producers expired", "count", n)
+	}
+}
