@@ -36,9 +36,6 @@ type brokerOpt func(*testBroker)
 // withSetting sets one broker setting by its Kafka name.
 func withSetting(k, v string) brokerOpt { return func(tb *testBroker) { tb.props[k] = v } }
 
-// withDataDir reuses a data directory (restart tests).
-func withDataDir(dir string) brokerOpt { return func(tb *testBroker) { tb.DataDir = dir } }
-
 // withAdvertise makes the broker advertise addr, e.g. a fault proxy's.
 func withAdvertise(addr string) brokerOpt { return func(tb *testBroker) { tb.advertise = addr } }
 

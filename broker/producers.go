@@ -131,24 +131,6 @@ func (s *producerState) expire(nowMs, expirationMs int64) int {
 	return n
 }
 
-// truncate drops batches at or above offset, for log truncation. It is
-// approximate for producers whose whole history is dropped: they are
-// removed, and will restart at sequence 0 or get UNKNOWN_PRODUCER_ID.
-func (s *producerState) truncate(offset int64) {
-	for id, e := range s.m {
-		keep := e.Batches[:0]
-		for _, b := range e.Batches {
-			if b.LastOffset < offset {
-				keep = append(keep, b)
-			}
-		}
-		e.Batches = keep
-		if len(keep) == 0 {
-			delete(s.m, id)
-		}
-	}
-}
-
 // Snapshot format, little-endian-free and versioned:
 //
 //	magic "TPS1" | crc32c of the rest | count u32 | entries...

@@ -34,7 +34,7 @@ func newTopicSettings(b config.Broker, overrides map[string]string) (*topicSetti
 func settingsFromTopic(t config.Topic) *topicSettings {
 	lc := plog.DefaultConfig()
 	lc.SegmentBytes = int64(t.SegmentBytes)
-	lc.SegmentMs = time.Duration(t.SegmentMs) * time.Millisecond
+	lc.RollInterval = time.Duration(t.SegmentMs) * time.Millisecond
 	lc.IndexIntervalBytes = int(t.IndexIntervalBytes)
 	lc.MaxIndexBytes = int(t.SegmentIndexBytes)
 	lc.FlushIntervalMessages = t.FlushMessages

@@ -211,7 +211,7 @@ func (l *Log) shouldRoll(seg *segment, cfg *Config, n, lastOffset int64, now tim
 		return "index"
 	case lastOffset-seg.base > maxRelOffset:
 		return "offset"
-	case cfg.SegmentMs > 0 && now.Sub(seg.rollTime()) > cfg.SegmentMs:
+	case cfg.RollInterval > 0 && now.Sub(seg.rollTime()) > cfg.RollInterval:
 		return "time"
 	}
 	return ""

@@ -71,9 +71,9 @@ type Config struct {
 	// SegmentBytes is segment.bytes: roll when the active segment would
 	// grow past it. Capped at 2 GiB - 1 because index positions are 32-bit.
 	SegmentBytes int64
-	// SegmentMs is segment.ms: roll when the active segment's first batch
+	// RollInterval is segment.ms: roll when the active segment's first batch
 	// is older than this. 0 means never.
-	SegmentMs time.Duration
+	RollInterval time.Duration
 	// IndexIntervalBytes is index.interval.bytes. 0 indexes every batch;
 	// negative means the default.
 	IndexIntervalBytes int
@@ -93,7 +93,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		SegmentBytes:       1 << 30,
-		SegmentMs:          7 * 24 * time.Hour,
+		RollInterval:          7 * 24 * time.Hour,
 		IndexIntervalBytes: 4096,
 		MaxIndexBytes:      10 << 20,
 	}
@@ -105,8 +105,8 @@ func (c Config) normalized() Config {
 		c.SegmentBytes = d.SegmentBytes
 	}
 	c.SegmentBytes = min(c.SegmentBytes, maxSegmentPos)
-	if c.SegmentMs < 0 {
-		c.SegmentMs = 0
+	if c.RollInterval < 0 {
+		c.RollInterval = 0
 	}
 	if c.IndexIntervalBytes < 0 {
 		c.IndexIntervalBytes = d.IndexIntervalBytes

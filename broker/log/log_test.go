@@ -262,7 +262,7 @@ func TestRoll(t *testing.T) {
 	})
 	t.Run("segment.ms", func(t *testing.T) {
 		clk := newTestClock()
-		l := openLog(t, t.TempDir(), Config{SegmentMs: time.Hour}, Options{Now: clk.Now})
+		l := openLog(t, t.TempDir(), Config{RollInterval: time.Hour}, Options{Now: clk.Now})
 		defer l.Close()
 		ts := clk.Now().UnixMilli()
 		mustAppend(t, l, build(t, 0, spec{n: 1, tsBase: ts, epoch: -1}))
@@ -280,7 +280,7 @@ func TestRoll(t *testing.T) {
 	})
 	t.Run("segment.ms without timestamps", func(t *testing.T) {
 		clk := newTestClock()
-		l := openLog(t, t.TempDir(), Config{SegmentMs: time.Hour}, Options{Now: clk.Now})
+		l := openLog(t, t.TempDir(), Config{RollInterval: time.Hour}, Options{Now: clk.Now})
 		defer l.Close()
 		mustAppend(t, l, build(t, 0, spec{n: 1, ts: []int64{-1}, epoch: -1}))
 		clk.Advance(2 * time.Hour)

@@ -50,7 +50,7 @@ func TestDeleteSegments(t *testing.T) {
 	checkAll(t, l, &a)
 
 	// The active segment is never deleted.
-	deleted, err = l.DeleteSegments(func(SegmentInfo) bool { return true })
+	_, err = l.DeleteSegments(func(SegmentInfo) bool { return true })
 	if err != nil {
 		t.Fatal(err)
 	}
