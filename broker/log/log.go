@@ -93,7 +93,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		SegmentBytes:       1 << 30,
-		RollInterval:          7 * 24 * time.Hour,
+		RollInterval:       7 * 24 * time.Hour,
 		IndexIntervalBytes: 4096,
 		MaxIndexBytes:      10 << 20,
 	}
