@@ -64,3 +64,26 @@ bench:
 clean:
 	rm -rf bin
 	rm -f tiercel *.test *.prof
+
+# Compose file for `make up`/`down`; COMPOSE=localstack/docker-compose.localstack.yml for LocalStack's S3.
+COMPOSE ?= localstack/docker-compose.yml
+# Brokers for `make local-up` (1 until the cluster issue lands).
+BROKERS ?= 1
+
+.PHONY: up down local-up local-down
+
+## up: build and start the local stack (MinIO, three brokers, Prometheus, Grafana) with Docker
+up:
+	docker compose -f $(COMPOSE) up -d --build
+
+## down: stop the local stack (volumes are kept; `docker compose -f $(COMPOSE) down -v` for a fresh start)
+down:
+	docker compose -f $(COMPOSE) down
+
+## local-up: the same stack as plain processes on 127.0.0.1, without Docker (BROKERS=N)
+local-up:
+	localstack/run-local.sh up --brokers $(BROKERS)
+
+## local-down: stop what local-up started
+local-down:
+	localstack/run-local.sh down
