@@ -974,7 +974,10 @@ func TestAdminAlterConfigsReplacesAll(t *testing.T) {
 
 // Changed configs apply to the running partitions at once.
 func TestAdminAlterConfigsTakeEffect(t *testing.T) {
-	tb := startBroker(t, withSetting("log.retention.check.interval.ms", "100"))
+	// The topic is tiered (the default): local segments go only once
+	// offloaded, so offload runs often too.
+	tb := startBroker(t, withSetting("log.retention.check.interval.ms", "100"),
+		withSetting("remote.log.manager.task.interval.ms", "100"))
 	adm := tb.Admin()
 	adminCreateTopic(t, adm, "live", 1, map[string]*string{"segment.bytes": kadm.StringPtr("1024")})
 	prod := adminProducer(tb)

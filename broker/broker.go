@@ -32,6 +32,8 @@ import (
 	"github.com/tiercel/tiercel/broker/config"
 	"github.com/tiercel/tiercel/broker/controller"
 	plog "github.com/tiercel/tiercel/broker/log"
+	"github.com/tiercel/tiercel/cache"
+	"github.com/tiercel/tiercel/tiering"
 	"github.com/tiercel/tiercel/tiering/objstore"
 	"github.com/tiercel/tiercel/wire"
 )
@@ -71,6 +73,14 @@ type Broker struct {
 	state   atomic.Pointer[localState]
 
 	pids producerIDs
+
+	// tier is the remote tier, nil when remote.log.storage.system.enable
+	// is off; cache is its chunk cache.
+	tier  *tiering.Tier
+	cache *cache.Cache
+	// diskFull refuses produce; checkDisk sets it from diskUsage.
+	diskFull  atomic.Bool
+	diskUsage func() (float64, error)
 
 	lastExpiry time.Time // housekeeping's own; no lock
 
@@ -114,7 +124,11 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
 	b := &Broker{cfg: cfg, logger: cfg.Logger, now: cfg.Now, host: host, port: int32(port)}
+	b.diskUsage = func() (float64, error) { return statfsUsage(cfg.DataDir) }
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if b.tier, b.cache, err = newTier(cfg); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	b.state.Store(&localState{md: &controller.Metadata{}, topics: map[string]*topicState{}, byID: map[controller.TopicID]*topicState{}})
 
 	ctrl, err := controller.Open(ctx, controller.Config{
@@ -135,6 +149,10 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b.wg.Add(1)
 	go b.housekeeping()
+	if b.tier != nil {
+		b.wg.Add(1)
+		go b.remoteLoop()
+	}
 	return b, nil
 }
 
@@ -142,6 +160,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 func (b *Broker) Close() error {
 	b.cancel()
 	b.wg.Wait()
+	if b.cache != nil {
+		b.cache.Close()
+	}
 	b.applyMu.Lock()
 	defer b.applyMu.Unlock()
 	var errs []error
@@ -282,6 +303,18 @@ func (b *Broker) openPartition(t *controller.Topic, index int32, s *topicSetting
 		l.Close()
 		return nil, err
 	}
+	if b.tier != nil {
+		p.remote = b.tier.Log(partitionID(t, index))
+		// A local log behind its remote copy lost its disk: continue from
+		// the remote end. A store that cannot be read now is retried by
+		// the offload loop; the local log serves meanwhile.
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		err := p.restoreFromRemote(ctx)
+		cancel()
+		if err != nil {
+			p.logger.Warn("remote manifest unreadable at start-up", "err", err)
+		}
+	}
 	if err := p.restoreProducers(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("rebuild producer state: %w", err)
@@ -289,11 +322,16 @@ func (b *Broker) openPartition(t *controller.Topic, index int32, s *topicSetting
 	return p, nil
 }
 
-// dropTopic closes and deletes the local logs of a deleted topic.
+// dropTopic closes and deletes the local logs of a deleted topic, and its
+// remote data.
 func (b *Broker) dropTopic(t *topicState) {
+	b.deleteRemoteTopic(t.meta)
 	for _, p := range t.partitions {
 		if p == nil {
 			continue
+		}
+		if p.remote != nil {
+			b.tier.Forget(p.remote.ID())
 		}
 		if err := p.log.Delete(); err != nil {
 			b.logger.Warn("deleting partition log failed", "topic", p.topic, "partition", p.index, "err", err)

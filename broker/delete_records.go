@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -89,11 +90,12 @@ func (b *Broker) deleteRecords(topic string, index int32, offset int64) (int64, 
 	}
 
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.leader != b.cfg.NodeID {
+	isLeader, epoch := p.leader == b.cfg.NodeID, p.leaderEpoch
+	hw := p.hw.Load()
+	p.mu.Unlock()
+	if !isLeader {
 		return 0, kerr.NotLeaderForPartition
 	}
-	hw := p.hw.Load()
 	if offset == deleteToHighWatermark {
 		offset = hw
 	}
@@ -104,18 +106,43 @@ func (b *Broker) deleteRecords(topic string, index int32, offset int64) (int64, 
 		return 0, fmt.Errorf("%w: cannot increment the log start offset to %d of partition %s-%d since it is larger than the high watermark %d",
 			kerr.OffsetOutOfRange, offset, topic, index, hw)
 	}
-	before := p.log.StartOffset()
-	if err := p.log.SetStartOffset(offset); err != nil {
-		if errors.Is(err, plog.ErrClosed) {
-			// The topic was deleted under us.
-			return 0, kerr.UnknownTopicOrPartition
-		}
-		if errors.Is(err, plog.ErrOffsetOutOfRange) {
-			return 0, fmt.Errorf("%w: %v", kerr.OffsetOutOfRange, err)
-		}
-		return 0, fmt.Errorf("%w: delete records of %s-%d: %v", kerr.KafkaStorageError, topic, index, err)
+	before := p.logStartOffset()
+	if offset <= before {
+		return before, nil
 	}
-	start := p.log.StartOffset()
+	// The remote tier first: once its manifest starts later, the records
+	// are gone for readers even if a local copy lingers a moment.
+	if p.remote != nil && !p.remote.Manifest().Empty() {
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		dropped, err := p.remote.SetStartOffset(ctx, epoch, offset)
+		if err == nil {
+			err = p.remote.DeleteObjects(ctx, dropped)
+			if err != nil {
+				// The manifest no longer names them: the sweeper finishes.
+				p.logger.Warn("deleting remote segments failed; the sweeper will retry", "err", err)
+				err = nil
+			}
+		}
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("%w: delete records of %s-%d in the remote tier: %v", kerr.KafkaStorageError, topic, index, err)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if offset > p.log.StartOffset() {
+		if err := p.log.SetStartOffset(offset); err != nil {
+			if errors.Is(err, plog.ErrClosed) {
+				// The topic was deleted under us.
+				return 0, kerr.UnknownTopicOrPartition
+			}
+			if errors.Is(err, plog.ErrOffsetOutOfRange) {
+				return 0, fmt.Errorf("%w: %v", kerr.OffsetOutOfRange, err)
+			}
+			return 0, fmt.Errorf("%w: delete records of %s-%d: %v", kerr.KafkaStorageError, topic, index, err)
+		}
+	}
+	start := p.logStartOffset()
 	if start > before {
 		p.logger.Info("records deleted by request", "log.start.offset", start, "was", before)
 		// Parked fetches below the new start must learn they are out of

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/tiercel/tiercel/broker/controller"
 	plog "github.com/tiercel/tiercel/broker/log"
+	"github.com/tiercel/tiercel/tiering"
 	"github.com/tiercel/tiercel/wire"
 )
 
@@ -79,7 +81,7 @@ func (f *fetch) Frame(ctx context.Context) (*wire.Frame, error) {
 	}()
 	var timer *time.Timer
 	for {
-		resp, n, hasErr := f.read()
+		resp, n, hasErr := f.read(ctx)
 		wait := time.Until(f.deadline)
 		if n >= int64(f.in.MinBytes) || hasErr || wait <= 0 || len(parts) == 0 {
 			return resp.Frame(ctx)
@@ -140,21 +142,40 @@ func (r fetchResponse) release() {
 	}
 }
 
+// remoteFetch is one partition of a fetch that reads below the local log.
+type remoteFetch struct {
+	p       *partition
+	topic   int // index into the response's topics
+	part    int // index into the topic's partitions
+	offset  int64
+	limit   int
+	records []byte
+	err     error
+}
+
+// remoteFetchWait bounds how long a fetch waits for the remote tier; the
+// load goes on in the background and lands in the cache for the retry.
+const (
+	remoteFetchMinWait = 500 * time.Millisecond
+	remoteFetchMaxWait = 5 * time.Second
+)
+
 // read builds a response from what is readable now. It returns the
 // record bytes found and whether any partition has an error, in which case
 // Kafka answers at once.
-func (f *fetch) read() (fetchResponse, int64, bool) {
+func (f *fetch) read(ctx context.Context) (fetchResponse, int64, bool) {
 	resp := &wire.FetchResponse{Version: f.version}
 	st := f.b.current()
 	var total int64
 	hasErr := false
 	leaders := map[int32]bool{}
-	for _, t := range f.in.Topics {
+	var remote []*remoteFetch
+	for ti, t := range f.in.Topics {
 		ft := wire.FetchTopic{Topic: t.Topic, TopicID: t.TopicID}
 		ts := f.topic(st, &t)
 		for _, rp := range t.Partitions {
 			out := wire.NewFetchPartition(rp.Partition)
-			err := f.readPartition(ts, &rp, &out, &total)
+			rf, err := f.readPartition(ts, &rp, &out, &total)
 			if err != nil {
 				hasErr = true
 				out.Meta.ErrorCode = errCode(f.b.logger, err)
@@ -165,6 +186,10 @@ func (f *fetch) read() (fetchResponse, int64, bool) {
 					}
 				}
 			}
+			if rf != nil {
+				rf.topic, rf.part = ti, len(ft.Partitions)
+				remote = append(remote, rf)
+			}
 			ft.Partitions = append(ft.Partitions, out)
 		}
 		if ts != nil && f.version < 13 {
@@ -172,73 +197,145 @@ func (f *fetch) read() (fetchResponse, int64, bool) {
 		}
 		resp.Topics = append(resp.Topics, ft)
 	}
+	if len(remote) > 0 {
+		if f.readRemote(ctx, remote) {
+			hasErr = true
+		}
+		// In request order, within the response's byte budget: the first
+		// partition with data gets its batch whole (KIP-74); a remote
+		// result that does not fit is dropped, and will be a cache hit on
+		// the next fetch.
+		for _, rf := range remote {
+			out := &resp.Topics[rf.topic].Partitions[rf.part]
+			switch {
+			case rf.err != nil:
+				out.Meta.ErrorCode = errCode(f.b.logger, rf.err)
+			case len(rf.records) == 0:
+			case total == 0 || total+int64(len(rf.records)) <= int64(f.maxBytes):
+				out.Bytes = rf.records
+				total += int64(len(rf.records))
+			}
+		}
+	}
 	if f.version >= 16 && len(leaders) > 0 {
 		resp.Brokers = f.b.fetchBrokers(leaders)
 	}
 	return fetchResponse{resp}, total, hasErr
 }
 
-func (f *fetch) readPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, out *wire.FetchPartition, total *int64) error {
+// readRemote runs the remote reads of a fetch concurrently on the tier's
+// bounded pool. It reports whether any failed.
+func (f *fetch) readRemote(ctx context.Context, reads []*remoteFetch) bool {
+	wait := time.Duration(f.in.MaxWaitMillis) * time.Millisecond
+	wait = min(max(wait, remoteFetchMinWait), remoteFetchMaxWait)
+	rctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, rf := range reads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rf.records, rf.err = rf.p.readRemote(rctx, rf.offset, rf.limit, true)
+		}()
+	}
+	wg.Wait()
+	failed := false
+	for _, rf := range reads {
+		switch {
+		case rf.err == nil:
+		case errors.Is(rf.err, context.DeadlineExceeded) && ctx.Err() == nil:
+			// Slow, not broken: answer without records; the client asks
+			// again and the chunk is in the cache by then.
+			rf.err = nil
+		case errors.Is(rf.err, tiering.ErrNotRemote):
+			rf.err = fmt.Errorf("%w: %v", kerr.OffsetOutOfRange, rf.err)
+			failed = true
+		default:
+			if errors.Is(rf.err, tiering.ErrCorrupt) {
+				rf.p.logger.Error("remote data failed verification; not served", "offset", rf.offset, "err", rf.err)
+			} else {
+				rf.p.logger.Warn("remote read failed", "offset", rf.offset, "err", rf.err)
+			}
+			// Retriable for clients; never wrong bytes.
+			rf.err = fmt.Errorf("%w: remote read: %v", kerr.KafkaStorageError, rf.err)
+			failed = true
+		}
+	}
+	return failed
+}
+
+// readPartition fills out from the local log, or returns a remoteFetch
+// when the offset is below the local log start but in the remote tier.
+func (f *fetch) readPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, out *wire.FetchPartition, total *int64) (*remoteFetch, error) {
 	if ts == nil {
 		if f.version >= 13 {
-			return kerr.UnknownTopicID
+			return nil, kerr.UnknownTopicID
 		}
-		return kerr.UnknownTopicOrPartition
+		return nil, kerr.UnknownTopicOrPartition
 	}
 	if rp.Partition < 0 || int(rp.Partition) >= len(ts.partitions) {
-		return kerr.UnknownTopicOrPartition
+		return nil, kerr.UnknownTopicOrPartition
 	}
 	p := ts.partitions[rp.Partition]
 	if p == nil {
-		return kerr.NotLeaderForPartition
+		return nil, kerr.NotLeaderForPartition
 	}
 	isLeader, _, epoch := p.leaderState(f.b.cfg.NodeID)
 	if !isLeader {
-		return kerr.NotLeaderForPartition
+		return nil, kerr.NotLeaderForPartition
 	}
 	if f.version >= 9 && rp.CurrentLeaderEpoch >= 0 {
 		switch {
 		case rp.CurrentLeaderEpoch < epoch:
-			return kerr.FencedLeaderEpoch
+			return nil, kerr.FencedLeaderEpoch
 		case rp.CurrentLeaderEpoch > epoch:
-			return kerr.UnknownLeaderEpoch
+			return nil, kerr.UnknownLeaderEpoch
 		}
 	}
 	hw := p.HighWatermark()
 	leo := p.log.EndOffset()
-	logStart := p.log.StartOffset()
+	localStart := p.log.StartOffset()
+	logStart := p.logStartOffset()
 	out.Meta.HighWatermark = hw
 	out.Meta.LastStableOffset = hw // no transactions: everything below the HW is stable
 	out.Meta.LogStartOffset = logStart
 	if rp.FetchOffset < logStart || rp.FetchOffset > leo {
-		return fmt.Errorf("%w: fetch offset %d, log is [%d, %d)", kerr.OffsetOutOfRange, rp.FetchOffset, logStart, leo)
+		return nil, fmt.Errorf("%w: fetch offset %d, log is [%d, %d)", kerr.OffsetOutOfRange, rp.FetchOffset, logStart, leo)
+	}
+	remaining := f.maxBytes - int(*total)
+	if remaining <= 0 {
+		return nil, nil
+	}
+	limit := min(int(rp.PartitionMaxBytes), remaining)
+	if limit <= 0 {
+		return nil, nil
+	}
+	if rp.FetchOffset < localStart {
+		if f.replica >= 0 {
+			// A follower below the leader's local log rebuilds from the
+			// remote tier itself (KIP-405).
+			return nil, kerr.OffsetMovedToTieredStorage
+		}
+		return &remoteFetch{p: p, offset: rp.FetchOffset, limit: limit}, nil
 	}
 	maxOffset := hw
 	if f.replica >= 0 {
 		maxOffset = leo
-	}
-	remaining := f.maxBytes - int(*total)
-	if remaining <= 0 {
-		return nil
-	}
-	limit := min(int(rp.PartitionMaxBytes), remaining)
-	if limit <= 0 {
-		return nil
 	}
 	// KIP-74: the first batch of the first partition with data is sent
 	// whole even past the limits, so a large batch cannot stall a client.
 	r, err := p.log.Read(rp.FetchOffset, limit, maxOffset, *total == 0)
 	if err != nil {
 		if errors.Is(err, plog.ErrOffsetOutOfRange) {
-			return fmt.Errorf("%w: %v", kerr.OffsetOutOfRange, err)
+			return nil, fmt.Errorf("%w: %v", kerr.OffsetOutOfRange, err)
 		}
-		return fmt.Errorf("%w: read %s-%d: %v", kerr.KafkaStorageError, p.topic, p.index, err)
+		return nil, fmt.Errorf("%w: read %s-%d: %v", kerr.KafkaStorageError, p.topic, p.index, err)
 	}
 	if r.Size == 0 {
 		r.Release()
-		return nil
+		return nil, nil
 	}
 	out.File, out.FileOff, out.FileLen, out.Release = r.File, r.Position, r.Size, r.Release
 	*total += r.Size
-	return nil
+	return nil, nil
 }

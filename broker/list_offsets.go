@@ -11,6 +11,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -78,20 +79,26 @@ func (b *Broker) listOffset(version int16, isolation int8, topic string, tp *kms
 	rp.LeaderEpoch = epoch
 	rp.Timestamp = -1
 	hw := p.HighWatermark()
+	ctx, cancel := context.WithTimeout(context.Background(), listOffsetsRemoteTimeout)
+	defer cancel()
 	switch ts := tp.Timestamp; {
 	case ts == tsLatest:
 		rp.Offset = hw // no transactions: the last stable offset is the HW
 	case ts == tsEarliest:
-		rp.Offset = p.log.StartOffset()
+		rp.Offset = p.logStartOffset()
 	case ts == tsEarliestLocal && version >= 8:
 		rp.Offset = p.log.StartOffset()
 	case ts == tsLatestTiered && version >= 9:
-		// Nothing is tiered yet: Kafka answers -1 then.
-		rp.Offset = -1
+		// KIP-1005: the highest offset in the remote tier, -1 if none.
+		if next := p.remoteNext(); next > 0 {
+			rp.Offset = next - 1
+		} else {
+			rp.Offset = -1
+		}
 	case ts == tsMaxTimestamp && version >= 7:
-		off, mts, found, err := p.log.MaxTimestamp()
+		off, mts, found, err := p.maxTimestamp(ctx)
 		if err != nil {
-			return fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
+			return err
 		}
 		if !found || off >= hw {
 			rp.Offset, rp.Timestamp = -1, -1
@@ -99,9 +106,9 @@ func (b *Broker) listOffset(version int16, isolation int8, topic string, tp *kms
 		}
 		rp.Offset, rp.Timestamp = off, mts
 	case ts >= 0:
-		off, fts, found, err := p.log.OffsetForTimestamp(ts)
+		off, fts, found, err := p.offsetForTimestamp(ctx, ts)
 		if err != nil {
-			return fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
+			return err
 		}
 		if !found || off >= hw {
 			rp.Offset, rp.Timestamp = -1, -1
@@ -113,4 +120,60 @@ func (b *Broker) listOffset(version int16, isolation int8, topic string, tp *kms
 	}
 	_ = isolation
 	return nil
+}
+
+// listOffsetsRemoteTimeout bounds a time lookup in the remote tier.
+const listOffsetsRemoteTimeout = 10 * time.Second
+
+// offsetForTimestamp searches the remote tier, then the local log: the
+// first record at or after ts may be in either.
+func (p *partition) offsetForTimestamp(ctx context.Context, ts int64) (int64, int64, bool, error) {
+	localStart := p.log.StartOffset()
+	if p.remote != nil {
+		if m := p.remote.Manifest(); !m.Empty() && m.StartOffset() < localStart {
+			off, rts, found, err := p.remote.OffsetForTimestamp(ctx, ts)
+			if err != nil {
+				return 0, 0, false, fmt.Errorf("%w: remote time lookup: %v", kerr.KafkaStorageError, err)
+			}
+			if found && off < localStart {
+				return off, rts, true, nil
+			}
+		}
+	}
+	off, fts, found, err := p.log.OffsetForTimestamp(ts)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
+	}
+	return off, fts, found, nil
+}
+
+// maxTimestamp finds the record with the largest timestamp across both
+// tiers; on a tie the earlier offset wins, as in Kafka.
+func (p *partition) maxTimestamp(ctx context.Context) (int64, int64, bool, error) {
+	off, mts, found, err := p.log.MaxTimestamp()
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
+	}
+	if p.remote == nil {
+		return off, mts, found, nil
+	}
+	m := p.remote.Manifest()
+	localStart := p.log.StartOffset()
+	best := int64(-1)
+	for _, s := range m.Segments {
+		if s.BaseOffset < localStart && s.MaxTimestamp > best && s.NextOffset > m.StartOffset() {
+			best = s.MaxTimestamp
+		}
+	}
+	if best < 0 || (found && best < mts) {
+		return off, mts, found, nil
+	}
+	roff, rts, rfound, err := p.remote.OffsetForTimestamp(ctx, best)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("%w: remote lookup: %v", kerr.KafkaStorageError, err)
+	}
+	if rfound && rts == best && roff < localStart {
+		return roff, rts, true, nil
+	}
+	return off, mts, found, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tiercel/tiercel/broker/controller"
 	plog "github.com/tiercel/tiercel/broker/log"
+	"github.com/tiercel/tiercel/tiering"
 	"github.com/tiercel/tiercel/wire/batch"
 )
 
@@ -26,8 +27,11 @@ type partition struct {
 	topicID controller.TopicID
 	index   int32
 	log     *plog.Log
-	logger  *slog.Logger
-	now     func() time.Time
+	// remote is the partition's remote copy; nil when the broker does not
+	// tier. Whether this topic offloads is tiered().
+	remote *tiering.RemoteLog
+	logger *slog.Logger
+	now    func() time.Time
 
 	// cfg is swapped whole when topic configs change.
 	cfg atomic.Pointer[topicSettings]

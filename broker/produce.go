@@ -23,6 +23,9 @@ const (
 	produceMaxVersion = 11
 )
 
+// diskFullThrottleMs asks clients to back off while the disk is full.
+const diskFullThrottleMs = 1000
+
 // pendingAck is a partition whose acks=all answer waits for the high
 // watermark to pass its last offset.
 type pendingAck struct {
@@ -80,6 +83,9 @@ func (b *Broker) handleProduce(ctx context.Context, req *wire.Request) wire.Resp
 	if req.Version >= 10 && len(leaders) > 0 {
 		resp.Brokers = b.produceBrokers(leaders)
 	}
+	if failed && b.diskFull.Load() {
+		resp.ThrottleMillis = diskFullThrottleMs
+	}
 	if in.Acks == 0 {
 		if failed {
 			// The client reads no answer; closing tells it something went
@@ -117,6 +123,11 @@ func (b *Broker) produceOne(in *kmsg.ProduceRequest, topic string, tp *kmsg.Prod
 	}
 	if t.meta.Internal {
 		return nil, 0, fmt.Errorf("%w: %s is an internal topic", kerr.InvalidTopicException, topic)
+	}
+	if b.diskFull.Load() {
+		// Retriable: clients back off and retry, and by then offload may
+		// have freed space.
+		return nil, 0, fmt.Errorf("%w: %v", kerr.KafkaStorageError, errDiskFull)
 	}
 	raw := tp.Records
 	if len(raw) == 0 {

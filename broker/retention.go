@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"math"
 	"time"
 
 	plog "github.com/tiercel/tiercel/broker/log"
@@ -16,32 +17,42 @@ func (b *Broker) applyRetention() {
 }
 
 // applyRetention deletes whole sealed segments that are past the topic's
-// time or size limit, oldest first, and never one holding offsets at or
-// above the high watermark: those may not be fully replicated.
+// limits, oldest first, and never one holding offsets at or above the high
+// watermark: those may not be fully replicated. For a tiered topic the
+// local limits are local.retention.*, and a segment goes only once the
+// remote log has it: while the object store is unreachable, segments pile
+// up locally and nothing is lost. Remote retention runs in the offload
+// loop.
 func (p *partition) applyRetention(nowMs int64) {
 	s := p.settings()
-	if s.RetentionMs < 0 && s.RetentionBytes < 0 {
+	retMs, retBytes := s.RetentionMs, s.RetentionBytes
+	uploadedBelow := int64(math.MaxInt64)
+	if p.tiered() {
+		retMs, retBytes = s.topic.LocalRetentionMs, s.topic.LocalRetentionBytes
+		uploadedBelow = p.remoteNext()
+	}
+	if retMs < 0 && retBytes < 0 {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	hw := p.hw.Load()
 	excess := int64(-1)
-	if s.RetentionBytes >= 0 {
-		excess = p.log.Size() - s.RetentionBytes
+	if retBytes >= 0 {
+		excess = p.log.Size() - retBytes
 	}
 	reason := ""
 	deleted, err := p.log.DeleteSegments(func(si plog.SegmentInfo) bool {
-		if si.NextOffset > hw {
+		if si.NextOffset > hw || si.NextOffset > uploadedBelow {
 			return false
 		}
-		if s.RetentionMs >= 0 && si.MaxTimestamp >= 0 && nowMs-si.MaxTimestamp > s.RetentionMs {
+		if retMs >= 0 && si.MaxTimestamp >= 0 && nowMs-si.MaxTimestamp > retMs {
 			reason = "retention.ms"
 			excess -= si.Size
 			return true
 		}
 		// Size: Kafka deletes a segment only if the log stays at or above
-		// retention.bytes without it.
+		// the limit without it.
 		if excess >= si.Size {
 			reason = "retention.bytes"
 			excess -= si.Size
@@ -58,8 +69,11 @@ func (p *partition) applyRetention(nowMs int64) {
 		for _, d := range deleted {
 			bytes += d.Size
 		}
-		p.logger.Info("retention deleted segments", "reason", reason, "segments", len(deleted),
-			"bytes", bytes, "log.start.offset", p.log.StartOffset())
+		if p.tiered() {
+			reason = "local." + reason
+		}
+		p.logger.Info("retention deleted local segments", "reason", reason, "segments", len(deleted),
+			"bytes", bytes, "local.log.start.offset", p.log.StartOffset())
 	}
 }
 
@@ -72,6 +86,7 @@ func (b *Broker) tickPartitions() {
 	if expire {
 		b.lastExpiry = now
 	}
+	b.checkDisk()
 	b.forEachPartition(func(_ *topicState, p *partition) {
 		s := p.settings()
 		if s.SegmentMs > 0 {

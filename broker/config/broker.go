@@ -182,6 +182,13 @@ type Broker struct {
 	// fraction of the data directory's file system in use beyond which
 	// produce is refused, so that a slow object store cannot fill the disk.
 	LocalDiskMaxUsedRatio float64
+	// RemoteSweepIntervalMs is tiercel.remote.sweep.interval.ms: how often
+	// the object store is swept for objects no manifest names.
+	RemoteSweepIntervalMs int64
+	// RemoteOrphanGraceMs is tiercel.remote.orphan.grace.ms: how old an
+	// unreferenced object must be before the sweeper deletes it, so that
+	// uploads in progress are never swept.
+	RemoteOrphanGraceMs int64
 
 	// Ignored maps each known Kafka setting that was given but has no
 	// effect in Tiercel to its raw value. The caller should log the names
@@ -347,6 +354,12 @@ var brokerDefs = sortedBrokerDefs([]brokerDef{
 	{spec: spec{name: "tiercel.local.disk.max.used.ratio", typ: kmsg.ConfigTypeDouble, valid: ratio(0, 1, true),
 		doc: "Tiercel only. Fraction of the data directory's file system that may be in use before produce requests are refused. It protects the disk while the object store is slow or down and offloaded segments cannot be freed; 1.0 disables the check."},
 		dflt: ptr("0.9"), field: func(b *Broker) any { return &b.LocalDiskMaxUsedRatio }},
+	{spec: spec{name: "tiercel.remote.sweep.interval.ms", typ: kmsg.ConfigTypeLong, valid: atLeast(1000),
+		doc: "Tiercel only. How often the broker that leads a partition lists the object store for objects that no manifest names (left by uploads cut short, interrupted deletes, deleted topics) and deletes them."},
+		dflt: ptr("3600000"), field: func(b *Broker) any { return &b.RemoteSweepIntervalMs }},
+	{spec: spec{name: "tiercel.remote.orphan.grace.ms", typ: kmsg.ConfigTypeLong, valid: atLeast(0),
+		doc: "Tiercel only. Minimum age of an unreferenced object before the sweeper deletes it. Uploads write their objects before the manifest names them, so this must exceed the longest upload."},
+		dflt: ptr("3600000"), field: func(b *Broker) any { return &b.RemoteOrphanGraceMs }},
 	{spec: spec{name: "tiercel.remote.cache.bytes", typ: kmsg.ConfigTypeLong, valid: atLeast(0),
 		doc: "Tiercel only. Memory budget of the cache of remote segment chunks and remote indexes that serves reads below the local log start. 0 turns the cache off."},
 		dflt: ptr("268435456"), field: func(b *Broker) any { return &b.RemoteCacheBytes }},

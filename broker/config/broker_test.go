@@ -63,6 +63,8 @@ var brokerCases = map[string]struct {
 	"socket.request.max.bytes":                {"1048576", "1048576", "0", "must be >= 1, got 0"},
 	"tiercel.local.disk.max.used.ratio":       {"0.95", "0.95", "0", "must be in (0.0, 1.0], got 0.0"},
 	"tiercel.remote.cache.bytes":              {"0", "0", "-1", "must be >= 0, got -1"},
+	"tiercel.remote.sweep.interval.ms":        {"60000", "60000", "999", "must be >= 1000, got 999"},
+	"tiercel.remote.orphan.grace.ms":          {"0", "0", "-5", "must be >= 0, got -5"},
 	"tiercel.remote.fetch.chunk.bytes":        {"1048576", "1048576", "1024", "must be between 65536 and 1073741824, got 1024"},
 	"transactional.id.expiration.ms":          {"1000", "1000", "0", "must be >= 1, got 0"},
 	"unclean.leader.election.enable":          {"true", "true", "maybe", `"maybe" is not a valid boolean`},

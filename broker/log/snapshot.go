@@ -47,6 +47,21 @@ func (l *Log) LatestSnapshot() (offset int64, data []byte, ok bool, err error) {
 	return 0, nil, false, nil
 }
 
+// SnapshotAt returns the snapshot taken exactly at offset, if there is one.
+// The offloader uploads the snapshot at a segment's end with the segment.
+func (l *Log) SnapshotAt(offset int64) (data []byte, ok bool, err error) {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+	if _, found := slices.BinarySearch(l.snaps, offset); !found {
+		return nil, false, nil
+	}
+	data, err = readWholeFile(l.fs, l.path(fileName(offset, snapshotSuffix)))
+	if err != nil {
+		return nil, false, fmt.Errorf("log: read snapshot %d: %w", offset, err)
+	}
+	return data, true, nil
+}
+
 // Snapshots returns the offsets of the snapshot files, ascending.
 func (l *Log) Snapshots() []int64 {
 	l.snapMu.Lock()
