@@ -29,6 +29,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/tiercel/tiercel/broker/config"
 	"github.com/tiercel/tiercel/broker/controller"
 	plog "github.com/tiercel/tiercel/broker/log"
@@ -57,6 +62,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
+	// Meter records the broker's metrics; nil records nothing.
+	Meter metric.Meter
+	// Tracer records spans for produce, fetch, offload and controller
+	// decisions; nil records nothing.
+	Tracer trace.Tracer
+	// Connections reports the open client connections, for metrics.
+	Connections func() int64
 }
 
 // Broker is one Tiercel broker.
@@ -68,6 +80,9 @@ type Broker struct {
 	port   int32
 
 	ctrl *controller.Controller
+
+	metrics *brokerMetrics
+	tracer  trace.Tracer
 
 	applyMu sync.Mutex // serializes apply; see the lock order above
 	state   atomic.Pointer[localState]
@@ -101,6 +116,8 @@ type topicState struct {
 	meta       *controller.Topic
 	settings   *topicSettings
 	partitions []*partition // by index; nil where this broker holds no replica
+	// attrs labels this topic's metrics, built once.
+	attrs metric.MeasurementOption
 }
 
 // New opens the broker: it claims the controller role (alone, for now),
@@ -123,7 +140,10 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
-	b := &Broker{cfg: cfg, logger: cfg.Logger, now: cfg.Now, host: host, port: int32(port)}
+	if cfg.Tracer == nil {
+		cfg.Tracer = tracenoop.NewTracerProvider().Tracer("tiercel")
+	}
+	b := &Broker{cfg: cfg, logger: cfg.Logger, now: cfg.Now, host: host, port: int32(port), tracer: cfg.Tracer}
 	b.diskUsage = func() (float64, error) { return statfsUsage(cfg.DataDir) }
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if b.tier, b.cache, err = newTier(cfg); err != nil {
@@ -136,12 +156,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		NodeID: cfg.NodeID,
 		Rack:   cfg.Rack,
 		Logger: cfg.Logger.With("component", "controller"),
+		Tracer: cfg.Tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.ctrl = ctrl
 	b.pids.ctrl = ctrl
+	if b.metrics, err = newBrokerMetrics(b, cfg.Meter); err != nil {
+		return nil, fmt.Errorf("broker: metrics: %w", err)
+	}
 	ctrl.Watch(b.apply)
 	b.apply(ctrl.Current())
 	if err := b.removeStrayLogs(); err != nil {
@@ -219,7 +243,8 @@ func (b *Broker) apply(md *controller.Metadata) {
 			b.logger.Error("topic configs invalid; using defaults", "topic", name, "err", err)
 			settings, _ = newTopicSettings(b.cfg.Settings, nil)
 		}
-		ts := &topicState{meta: t, settings: settings, partitions: make([]*partition, len(t.Partitions))}
+		ts := &topicState{meta: t, settings: settings, partitions: make([]*partition, len(t.Partitions)),
+			attrs: metric.WithAttributes(attribute.String("topic", name))}
 		prev := old.topics[name]
 		if prev != nil && prev.meta.ID != t.ID {
 			// Deleted and recreated under the same name while we looked

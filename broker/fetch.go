@@ -17,6 +17,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tiercel/tiercel/broker/controller"
 	plog "github.com/tiercel/tiercel/broker/log"
@@ -67,6 +70,9 @@ func (b *Broker) handleFetch(ctx context.Context, req *wire.Request) wire.Respon
 
 // Frame reads the partitions and, when min.bytes is not met, waits.
 func (f *fetch) Frame(ctx context.Context) (*wire.Frame, error) {
+	ctx, span := f.b.tracer.Start(ctx, "fetch", trace.WithAttributes(
+		attribute.Int("topics", len(f.in.Topics)), attribute.Int("replica", int(f.replica))))
+	defer span.End()
 	// Register before the first read, so an append between the read and
 	// the wait is not missed.
 	wake := make(chan struct{}, 1)
@@ -84,6 +90,12 @@ func (f *fetch) Frame(ctx context.Context) (*wire.Frame, error) {
 		resp, n, hasErr := f.read(ctx)
 		wait := time.Until(f.deadline)
 		if n >= int64(f.in.MinBytes) || hasErr || wait <= 0 || len(parts) == 0 {
+			span.SetAttributes(attribute.Int64("bytes", n))
+			for i, ts := range resp.topics {
+				if ts != nil && resp.topicBytes[i] > 0 {
+					f.b.metrics.bytesOut.Add(context.Background(), resp.topicBytes[i], ts.attrs)
+				}
+			}
 			return resp.Frame(ctx)
 		}
 		resp.release()
@@ -91,13 +103,16 @@ func (f *fetch) Frame(ctx context.Context) (*wire.Frame, error) {
 			timer = time.NewTimer(wait)
 			defer timer.Stop()
 		}
+		f.b.metrics.parkedFetches.Add(1)
 		select {
 		case <-wake:
 		case <-timer.C:
 			f.deadline = time.Time{} // answer with whatever is there now
 		case <-ctx.Done():
+			f.b.metrics.parkedFetches.Add(-1)
 			return nil, ctx.Err()
 		}
+		f.b.metrics.parkedFetches.Add(-1)
 	}
 }
 
@@ -127,8 +142,13 @@ func (f *fetch) topic(st *localState, t *kmsg.FetchRequestTopic) *topicState {
 }
 
 // fetchResponse wraps the wire response so it can drop its file
-// references when a waiting fetch reads again.
-type fetchResponse struct{ *wire.FetchResponse }
+// references when a waiting fetch reads again. topics and topicBytes,
+// by topic index, feed the bytes-out metric.
+type fetchResponse struct {
+	*wire.FetchResponse
+	topics     []*topicState
+	topicBytes []int64
+}
 
 func (r fetchResponse) release() {
 	for i := range r.Topics {
@@ -170,18 +190,21 @@ func (f *fetch) read(ctx context.Context) (fetchResponse, int64, bool) {
 	hasErr := false
 	leaders := map[int32]bool{}
 	var remote []*remoteFetch
+	out := fetchResponse{FetchResponse: resp, topics: make([]*topicState, len(f.in.Topics)), topicBytes: make([]int64, len(f.in.Topics))}
 	for ti, t := range f.in.Topics {
 		ft := wire.FetchTopic{Topic: t.Topic, TopicID: t.TopicID}
 		ts := f.topic(st, &t)
+		out.topics[ti] = ts
+		before := total
 		for _, rp := range t.Partitions {
-			out := wire.NewFetchPartition(rp.Partition)
-			rf, err := f.readPartition(ts, &rp, &out, &total)
+			fp := wire.NewFetchPartition(rp.Partition)
+			rf, err := f.readPartition(ts, &rp, &fp, &total)
 			if err != nil {
 				hasErr = true
-				out.Meta.ErrorCode = errCode(f.b.logger, err)
+				fp.Meta.ErrorCode = errCode(f.b.logger, err)
 				if errors.Is(err, kerr.NotLeaderForPartition) && ts != nil && f.version >= 12 {
 					if leader, epoch, ok := f.b.leaderHint(ts.meta.Name, rp.Partition); ok {
-						out.Meta.CurrentLeader.LeaderID, out.Meta.CurrentLeader.LeaderEpoch = leader, epoch
+						fp.Meta.CurrentLeader.LeaderID, fp.Meta.CurrentLeader.LeaderEpoch = leader, epoch
 						leaders[leader] = true
 					}
 				}
@@ -190,12 +213,13 @@ func (f *fetch) read(ctx context.Context) (fetchResponse, int64, bool) {
 				rf.topic, rf.part = ti, len(ft.Partitions)
 				remote = append(remote, rf)
 			}
-			ft.Partitions = append(ft.Partitions, out)
+			ft.Partitions = append(ft.Partitions, fp)
 		}
 		if ts != nil && f.version < 13 {
 			ft.Topic = ts.meta.Name
 		}
 		resp.Topics = append(resp.Topics, ft)
+		out.topicBytes[ti] = total - before
 	}
 	if len(remote) > 0 {
 		if f.readRemote(ctx, remote) {
@@ -206,21 +230,22 @@ func (f *fetch) read(ctx context.Context) (fetchResponse, int64, bool) {
 		// result that does not fit is dropped, and will be a cache hit on
 		// the next fetch.
 		for _, rf := range remote {
-			out := &resp.Topics[rf.topic].Partitions[rf.part]
+			part := &resp.Topics[rf.topic].Partitions[rf.part]
 			switch {
 			case rf.err != nil:
-				out.Meta.ErrorCode = errCode(f.b.logger, rf.err)
+				part.Meta.ErrorCode = errCode(f.b.logger, rf.err)
 			case len(rf.records) == 0:
 			case total == 0 || total+int64(len(rf.records)) <= int64(f.maxBytes):
-				out.Bytes = rf.records
+				part.Bytes = rf.records
 				total += int64(len(rf.records))
+				out.topicBytes[rf.topic] += int64(len(rf.records))
 			}
 		}
 	}
 	if f.version >= 16 && len(leaders) > 0 {
 		resp.Brokers = f.b.fetchBrokers(leaders)
 	}
-	return fetchResponse{resp}, total, hasErr
+	return out, total, hasErr
 }
 
 // readRemote runs the remote reads of a fetch concurrently on the tier's
@@ -235,7 +260,17 @@ func (f *fetch) readRemote(ctx context.Context, reads []*remoteFetch) bool {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rf.records, rf.err = rf.p.readRemote(rctx, rf.offset, rf.limit, true)
+			sctx, span := f.b.tracer.Start(rctx, "fetch.remote", trace.WithAttributes(
+				attribute.String("topic", rf.p.topic), attribute.Int("partition", int(rf.p.index)), attribute.Int64("offset", rf.offset)))
+			began := time.Now()
+			rf.records, rf.err = rf.p.readRemote(sctx, rf.offset, rf.limit, true)
+			f.b.metrics.remoteFetchDuration.Record(context.Background(), time.Since(began).Seconds())
+			f.b.metrics.remoteFetches.Add(context.Background(), 1, metric.WithAttributes(attribute.String("topic", rf.p.topic)))
+			if rf.err != nil {
+				span.RecordError(rf.err)
+			}
+			span.SetAttributes(attribute.Int("bytes", len(rf.records)))
+			span.End()
 		}()
 	}
 	wg.Wait()

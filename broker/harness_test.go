@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tiercel/tiercel/broker/config"
 	"github.com/tiercel/tiercel/tiering/objstore"
@@ -29,6 +30,7 @@ type testBroker struct {
 	props   map[string]string
 	// advertise, if set, is given to clients instead of Addr (a proxy).
 	advertise string
+	tracer    trace.Tracer
 }
 
 type brokerOpt func(*testBroker)
@@ -38,6 +40,9 @@ func withSetting(k, v string) brokerOpt { return func(tb *testBroker) { tb.props
 
 // withAdvertise makes the broker advertise addr, e.g. a fault proxy's.
 func withAdvertise(addr string) brokerOpt { return func(tb *testBroker) { tb.advertise = addr } }
+
+// withTracer records the broker's spans.
+func withTracer(tr trace.Tracer) brokerOpt { return func(tb *testBroker) { tb.tracer = tr } }
 
 // withStore reuses an object store (restart tests).
 func withStore(s objstore.ObjectStore) brokerOpt { return func(tb *testBroker) { tb.Store = s } }
@@ -92,6 +97,7 @@ func (tb *testBroker) start() {
 		adv = tb.advertise
 	}
 	b, err := New(context.Background(), Config{
+		Tracer: tb.tracer,
 		NodeID: 1, Advertise: adv, DataDir: tb.DataDir, Settings: settings, Store: tb.Store, Logger: logger,
 	})
 	if err != nil {

@@ -110,6 +110,7 @@ type appendResult struct {
 	lastOffset    int64
 	logAppendTime int64 // -1 unless the topic uses LogAppendTime
 	logStart      int64
+	duplicate     bool // a retried batch already in the log
 }
 
 // appendBatch validates nothing but idempotence: the caller has checked
@@ -128,7 +129,8 @@ func (p *partition) appendBatch(self int32, raw []byte, h *batch.Header, acks in
 	if err := p.producers.check(h); err != nil {
 		var dup *errDuplicate
 		if errors.As(err, &dup) {
-			return appendResult{baseOffset: dup.orig.FirstOffset, lastOffset: dup.orig.LastOffset, logAppendTime: -1, logStart: p.log.StartOffset()}, nil
+			return appendResult{baseOffset: dup.orig.FirstOffset, lastOffset: dup.orig.LastOffset, logAppendTime: -1,
+				logStart: p.logStartOffset(), duplicate: true}, nil
 		}
 		return appendResult{}, err
 	}
@@ -149,7 +151,7 @@ func (p *partition) appendBatch(self int32, raw []byte, h *batch.Header, acks in
 	}
 	p.producers.update(h, now.UnixMilli())
 	p.advanceHWLocked()
-	res.logStart = p.log.StartOffset()
+	res.logStart = p.logStartOffset()
 	return res, nil
 }
 

@@ -13,6 +13,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tiercel/tiercel/wire"
 	"github.com/tiercel/tiercel/wire/batch"
@@ -36,6 +39,8 @@ type pendingAck struct {
 
 func (b *Broker) handleProduce(ctx context.Context, req *wire.Request) wire.Response {
 	in := req.Msg.(*kmsg.ProduceRequest)
+	_, span := b.tracer.Start(ctx, "produce", trace.WithAttributes(
+		attribute.Int("acks", int(in.Acks)), attribute.Int("topics", len(in.Topics))))
 	resp := in.ResponseKind().(*kmsg.ProduceResponse)
 	resp.Version = req.Version
 	if in.TransactionID != nil {
@@ -86,7 +91,11 @@ func (b *Broker) handleProduce(ctx context.Context, req *wire.Request) wire.Resp
 	if failed && b.diskFull.Load() {
 		resp.ThrottleMillis = diskFullThrottleMs
 	}
+	if failed {
+		span.SetStatus(codes.Error, "some partitions failed")
+	}
 	if in.Acks == 0 {
+		span.End()
 		if failed {
 			// The client reads no answer; closing tells it something went
 			// wrong, as Kafka does.
@@ -95,10 +104,13 @@ func (b *Broker) handleProduce(ctx context.Context, req *wire.Request) wire.Resp
 		return wire.NoResponse
 	}
 	if len(pending) == 0 {
+		span.End()
 		return wire.Msg(resp)
 	}
 	timeout := time.Duration(in.TimeoutMillis) * time.Millisecond
 	return wire.Deferred(func(ctx context.Context) (kmsg.Response, error) {
+		defer span.End()
+		span.AddEvent("appended; waiting for the high watermark")
 		if err := b.awaitAcks(ctx, pending, timeout); err != nil {
 			return nil, err
 		}
@@ -163,6 +175,10 @@ func (b *Broker) produceOne(in *kmsg.ProduceRequest, topic string, tp *kmsg.Prod
 	if err != nil {
 		return nil, 0, err
 	}
+	if !res.duplicate {
+		b.metrics.bytesIn.Add(context.Background(), int64(len(raw)), t.attrs)
+		b.metrics.messagesIn.Add(context.Background(), int64(h.RecordCount), t.attrs)
+	}
 	rp.BaseOffset = res.baseOffset
 	rp.LogAppendTime = res.logAppendTime
 	rp.LogStartOffset = res.logStart
@@ -197,6 +213,8 @@ func (b *Broker) checkRecords(raw []byte, h *batch.Header, s *topicSettings) err
 // watermark passes, the answer is NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in
 // Kafka: the records are in, but not as durably as asked.
 func (b *Broker) awaitAcks(ctx context.Context, acks []pendingAck, timeout time.Duration) error {
+	b.metrics.pendingAcks.Add(1)
+	defer b.metrics.pendingAcks.Add(-1)
 	wake := make(chan struct{}, 1)
 	for _, a := range acks {
 		a.p.addWaiter(wake)

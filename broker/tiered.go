@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sys/unix"
 
 	"github.com/tiercel/tiercel/broker/controller"
@@ -149,6 +152,7 @@ func (b *Broker) runRemoteTasks(ctx context.Context) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			if err := b.offload(ctx, p); err != nil && ctx.Err() == nil {
+				b.metrics.remoteCopyErrors.Add(ctx, 1, metric.WithAttributes(attribute.String("topic", p.topic)))
 				p.logger.Warn("offload failed; will retry", "err", err)
 			}
 			if err := b.remoteRetention(ctx, p); err != nil && ctx.Err() == nil {
@@ -202,7 +206,10 @@ func (b *Broker) offload(ctx context.Context, p *partition) error {
 			p.logger.Warn("producer snapshot unreadable; offloading without it", "offset", seg.NextOffset, "err", err)
 		}
 		began := time.Now()
-		up, err := p.remote.Offload(ctx, tiering.SegmentSource{
+		sctx, span := b.tracer.Start(ctx, "offload.segment", trace.WithAttributes(
+			attribute.String("topic", p.topic), attribute.Int("partition", int(p.index)),
+			attribute.Int64("base", start), attribute.Int64("bytes", r.Size)))
+		up, err := p.remote.Offload(sctx, tiering.SegmentSource{
 			File: r.File, Position: r.Position, Size: r.Size,
 			BaseOffset: start, NextOffset: seg.NextOffset,
 			Epochs:   epochSlice(p.log.Epochs(), start, seg.NextOffset),
@@ -210,8 +217,12 @@ func (b *Broker) offload(ctx context.Context, p *partition) error {
 		}, epoch, hw)
 		r.Release()
 		if err != nil {
+			span.RecordError(err)
+			span.End()
 			return err
 		}
+		span.End()
+		b.metrics.remoteCopyBytes.Add(ctx, up.Size, metric.WithAttributes(attribute.String("topic", p.topic)))
 		p.logger.Info("segment offloaded", "base", up.BaseOffset, "next", up.NextOffset, "bytes", up.Size,
 			"took", time.Since(began).Round(time.Millisecond))
 	}

@@ -273,7 +273,7 @@ func (c *conn) write() {
 		}
 		f, err := p.resp.Frame(c.ctx)
 		if err == nil && f == nil {
-			c.observe(p.req, nil) // acks=0: nothing to write
+			c.observe(p.req, nil, nil) // acks=0: nothing to write
 			continue
 		}
 		if err != nil {
@@ -282,7 +282,7 @@ func (c *conn) write() {
 					"api", kmsg.NameForKey(p.req.Key), "err", err)
 			}
 			broken = err
-			c.observe(p.req, err)
+			c.observe(p.req, nil, err)
 			c.nc.Close() // also unblocks the reader
 			continue
 		}
@@ -295,7 +295,7 @@ func (c *conn) write() {
 		binary.BigEndian.PutUint32(hdr, uint32(int64(len(hdr)-4)+f.Size()))
 		err = c.writeFrame(hdr, f)
 		f.Release()
-		c.observe(p.req, err)
+		c.observe(p.req, f.Msg, err)
 		if err != nil {
 			broken = err
 			c.nc.Close()
@@ -310,12 +310,12 @@ func (c *conn) drop(p pending, cause error) {
 	if f, _ := p.resp.Frame(ctx); f != nil {
 		f.Release()
 	}
-	c.observe(p.req, cause)
+	c.observe(p.req, nil, cause)
 }
 
-func (c *conn) observe(req *Request, err error) {
+func (c *conn) observe(req *Request, msg any, err error) {
 	if c.s.cfg.Observe != nil {
-		c.s.cfg.Observe(req, time.Since(req.Received), err)
+		c.s.cfg.Observe(req, msg, time.Since(req.Received), err)
 	}
 }
 

@@ -50,7 +50,7 @@ func (p *FetchPartition) RecordsLen() int64 { return int64(len(p.Bytes)) + p.Fil
 // Frame encodes the response. Between the file ranges, the fixed fields
 // are gathered into buffers that the writer sends with one writev.
 func (r *FetchResponse) Frame(context.Context) (*Frame, error) {
-	f := &Frame{}
+	f := &Frame{Msg: r}
 	buf := r.encode(f)
 	f.Bytes(buf)
 	return f, nil

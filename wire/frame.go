@@ -23,6 +23,9 @@ type Response interface {
 type Frame struct {
 	parts []part
 	size  int64
+	// Msg is the message the frame encodes (a kmsg.Response or a
+	// *FetchResponse), for observers that count error codes.
+	Msg any
 }
 
 type part struct {
@@ -95,7 +98,7 @@ type msgResponse struct{ msg kmsg.Response }
 func Msg(m kmsg.Response) Response { return msgResponse{m} }
 
 func (r msgResponse) Frame(context.Context) (*Frame, error) {
-	f := &Frame{}
+	f := &Frame{Msg: r.msg}
 	f.Bytes(r.msg.AppendTo(make([]byte, 0, 256)))
 	return f, nil
 }

@@ -40,8 +40,10 @@ type Config struct {
 	// Logger receives connection-level events.
 	Logger *slog.Logger
 	// Observe, if set, is called after each response is written (or
-	// dropped) with the request and how long it took. Metrics hang here.
-	Observe func(req *Request, took time.Duration, err error)
+	// dropped) with the request, the message answered (a kmsg.Response,
+	// a *FetchResponse, or nil when there was no answer), how long it took
+	// from arrival, and the write error if any. Metrics hang here.
+	Observe func(req *Request, msg any, took time.Duration, err error)
 }
 
 // DefaultConfig returns Kafka's defaults.

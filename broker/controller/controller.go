@@ -9,6 +9,10 @@ import (
 	"log/slog"
 	"sync"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/tiercel/tiercel/tiering/objstore"
 )
 
@@ -54,6 +58,8 @@ type Config struct {
 	MaxCASRetries int
 	// Logger receives one line per decision.
 	Logger *slog.Logger
+	// Tracer records a span per metadata write; nil records nothing.
+	Tracer trace.Tracer
 }
 
 // DefaultConfig returns defaults for everything but Store and NodeID.
@@ -88,6 +94,9 @@ func Open(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = def.Logger
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("tiercel/controller")
 	}
 	if cfg.Store == nil {
 		return nil, errors.New("controller: no object store")
@@ -187,7 +196,16 @@ func (c *Controller) Watch(fn func(*Metadata)) {
 // writer got there first, it rereads and applies fn again, so fn must be
 // a pure function of the document. fn returning an error aborts the update.
 // Watchers have seen the new version when Update returns.
-func (c *Controller) Update(ctx context.Context, fn func(*Metadata) error) (*Metadata, error) {
+func (c *Controller) Update(ctx context.Context, fn func(*Metadata) error) (md *Metadata, err error) {
+	ctx, span := c.cfg.Tracer.Start(ctx, "controller.update")
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+		} else {
+			span.SetAttributes(attribute.Int64("metadata.version", md.Version))
+		}
+		span.End()
+	}()
 	c.mu.Lock()
 	var next *Metadata
 	for attempt := 0; ; attempt++ {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tiercel/tiercel/broker"
 	"github.com/tiercel/tiercel/broker/config"
+	"github.com/tiercel/tiercel/internal/telemetry"
 	"github.com/tiercel/tiercel/tiering/objstore"
 	"github.com/tiercel/tiercel/wire"
 )
@@ -62,6 +63,7 @@ type serveFlags struct {
 	rack        string
 	s3Endpoint  string
 	s3Region    string
+	metrics     string
 	logLevel    string
 	logFormat   string
 }
@@ -84,6 +86,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.rack, "rack", "", "rack of this broker (broker.rack)")
 	fs.StringVar(&f.s3Endpoint, "s3-endpoint", "", "custom S3 endpoint `URL`, e.g. http://127.0.0.1:9000 for MinIO (path-style addressing)")
 	fs.StringVar(&f.s3Region, "s3-region", "", "S3 `REGION` (default from the AWS environment, else us-east-1)")
+	fs.StringVar(&f.metrics, "metrics-listen", "127.0.0.1:9644", "`HOST:PORT` serving Prometheus /metrics, /healthz and /readyz; empty to disable")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +119,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if f.dataDir == "" {
 		return nil, usageErrorf("--data-dir: must not be empty")
+	}
+	if f.metrics != "" {
+		if _, _, err := net.SplitHostPort(f.metrics); err != nil {
+			return nil, usageErrorf("--metrics-listen: %v", err)
+		}
 	}
 	return f, nil
 }
@@ -192,15 +200,40 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	store, err := objstore.Open(ctx, storeURL, objstore.OpenOptions{
+	tel, err := telemetry.New(ctx, telemetry.Config{NodeID: int32(f.nodeID), Logger: logger.With("component", "telemetry")})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	metricsAddr := ""
+	if f.metrics != "" {
+		mln, err := net.Listen("tcp", f.metrics)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		metricsAddr = mln.Addr().String()
+		go func() {
+			if err := tel.Serve(mln); err != nil {
+				logger.Error("metrics listener failed", "err", err)
+			}
+		}()
+	}
+
+	rawStore, err := objstore.Open(ctx, storeURL, objstore.OpenOptions{
 		S3:     objstore.S3Config{Endpoint: f.s3Endpoint, Region: f.s3Region},
 		Logger: logger.With("component", "objstore"),
 	})
 	if err != nil {
 		return usageErrorf("--object-store: %v", err)
 	}
-	defer store.Close()
+	defer rawStore.Close()
+	store := objstore.WithMetrics(rawStore, tel.Meter("tiercel/objstore"))
 
+	var srv *wire.Server
 	b, err := broker.New(ctx, broker.Config{
 		NodeID:    int32(f.nodeID),
 		Advertise: f.advertise,
@@ -209,6 +242,14 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		Settings:  settings,
 		Store:     store,
 		Logger:    logger,
+		Meter:     tel.Meter("tiercel/broker"),
+		Tracer:    tel.TracerProvider().Tracer("tiercel/broker"),
+		Connections: func() int64 {
+			if srv == nil {
+				return 0
+			}
+			return srv.Stats().Connections
+		},
 	})
 	if err != nil {
 		return err
@@ -223,14 +264,17 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	wcfg.Mux = b.Mux()
 	wcfg.MaxRequestSize = settings.SocketRequestMaxBytes
 	wcfg.Logger = logger.With("component", "wire")
-	srv := wire.NewServer(wcfg)
+	wcfg.Observe = b.ObserveRequest
+	srv = wire.NewServer(wcfg)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	tel.SetReady(true, "")
 	logger.Info("tiercel serving", "node", f.nodeID, "listen", ln.Addr().String(), "advertise", f.advertise,
-		"data-dir", dataDir, "object-store", storeURL)
+		"data-dir", dataDir, "object-store", storeURL, "metrics", metricsAddr)
 
 	select {
 	case <-ctx.Done():
+		tel.SetReady(false, "shutting down")
 		logger.Info("shutting down")
 	case err = <-served:
 		logger.Error("listener failed", "err", err)

@@ -105,7 +105,9 @@ func (p *Proc) start() {
 	p.t.Helper()
 	p.out = &bytes.Buffer{}
 	sb := &syncBuffer{b: p.out}
-	args := append([]string{"serve", "--listen", p.Addr}, p.Args...)
+	// A free metrics port, so that brokers of parallel tests never clash
+	// on the default; a test that scrapes passes its own.
+	args := append([]string{"serve", "--listen", p.Addr, "--metrics-listen", "127.0.0.1:0"}, p.Args...)
 	p.cmd = exec.Command(Binary(p.t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = sb, sb
 	if err := p.cmd.Start(); err != nil {

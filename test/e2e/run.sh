@@ -150,7 +150,7 @@ start_broker() {
 		bootstrap="127.0.0.1:$port"
 		log "starting the broker on $bootstrap (attempt $attempt), log: $broker_log"
 		echo "----- start on $bootstrap -----" >>"$broker_log"
-		"$bin" serve --node-id "$NODE_ID" --listen "$bootstrap" --data-dir "$work/data" \
+		"$bin" serve --node-id "$NODE_ID" --listen "$bootstrap" --data-dir "$work/data" --metrics-listen 127.0.0.1:0 \
 			--override "num.partitions=$NUM_PARTITIONS" >>"$broker_log" 2>&1 &
 		broker_pid=$!
 		if wait_ready; then

@@ -100,6 +100,9 @@ func WithMetrics(store ObjectStore, meter metric.Meter) ObjectStore {
 	if err != nil {
 		m.errs = noop.Int64Counter{}
 	}
+	// Exported from the start, so that an error-rate panel shows zero
+	// rather than no data until the first failure.
+	m.errs.Add(context.Background(), 0)
 	m.bytes, err = meter.Int64Counter(metricBytes,
 		metric.WithDescription("Object bytes put and read."), metric.WithUnit("By"))
 	if err != nil {
