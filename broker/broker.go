@@ -168,6 +168,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	ctrl.Watch(b.apply)
 	b.apply(ctrl.Current())
+	ctrl.Start(b.ctx)
 	if err := b.removeStrayLogs(); err != nil {
 		b.logger.Warn("cleaning stray partition directories failed", "err", err)
 	}
@@ -183,6 +184,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 // Close stops the background loops and closes every log cleanly.
 func (b *Broker) Close() error {
 	b.cancel()
+	b.ctrl.Close()
 	b.wg.Wait()
 	if b.cache != nil {
 		b.cache.Close()

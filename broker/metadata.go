@@ -175,8 +175,9 @@ func (b *Broker) offlineReplicas(replicas []int32) []int32 {
 	return out
 }
 
-// controllerID is the broker that holds the controller role.
-func (b *Broker) controllerID() int32 { return b.ctrl.NodeID() }
+// controllerID is the broker that holds the controller role, -1 if none
+// is known.
+func (b *Broker) controllerID() int32 { return b.ctrl.ControllerID() }
 
 func (b *Broker) produceBrokers(ids map[int32]bool) []kmsg.ProduceResponseBroker {
 	var out []kmsg.ProduceResponseBroker
