@@ -78,7 +78,7 @@ func scanSegment(f File, base, size int64, lim limits, validate bool) (res scanR
 					return res, err
 				}
 			}
-			if _, err := batch.Validate(raw); err != nil {
+			if _, err := batch.ValidateSparse(raw); err != nil {
 				res.bad = fmt.Errorf("batch at %d: %w", pos, err)
 				return res, nil
 			}
