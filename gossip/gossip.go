@@ -110,7 +110,23 @@ type Gossip struct {
 	// departure is reported as Left rather than Failed. (memberlist's own
 	// node state is not visible to the leave callback.)
 	leaving map[string]bool
+	// failed holds the last address of members declared dead, by name:
+	// the reconnect loop keeps trying them, because memberlist by itself
+	// never contacts a dead member again, so two sides of a healed network
+	// partition would stay apart.
+	failed map[string]failedMember
+
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
+
+type failedMember struct {
+	addr  string
+	since time.Time
+}
+
+// reconnectFor bounds how long a failed member's address is retried.
+const reconnectFor = 24 * time.Hour
 
 // Message kinds, the first byte of every gossip message.
 const (
@@ -157,7 +173,8 @@ func Start(cfg Config) (*Gossip, error) {
 	if len(meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("gossip: node metadata is %d bytes, memberlist allows %d", len(meta), memberlist.MetaMaxSize)
 	}
-	g := &Gossip{cfg: cfg, logger: cfg.Logger, meta: meta, subs: map[chan Event]struct{}{}, leaving: map[string]bool{}}
+	g := &Gossip{cfg: cfg, logger: cfg.Logger, meta: meta, subs: map[chan Event]struct{}{}, leaving: map[string]bool{},
+		failed: map[string]failedMember{}, stop: make(chan struct{})}
 	installMetrics(cfg.Meter)
 
 	mc := memberlist.DefaultLANConfig()
@@ -205,7 +222,45 @@ func Start(cfg Config) (*Gossip, error) {
 		return nil, conflict
 	}
 	g.logger.Info("gossip started", "node", cfg.NodeID, "listen", cfg.Bind, "members", ml.NumMembers())
+	g.wg.Add(1)
+	go g.reconnectLoop()
 	return g, nil
+}
+
+// reconnectLoop periodically joins failed members' last addresses, and the
+// seeds when alone, so that membership heals after a network partition.
+func (g *Gossip) reconnectLoop() {
+	defer g.wg.Done()
+	interval := max(5*g.cfg.ProbeInterval, 500*time.Millisecond)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		var addrs []string
+		for name, f := range g.failed {
+			if time.Since(f.since) > reconnectFor {
+				delete(g.failed, name)
+				continue
+			}
+			addrs = append(addrs, f.addr)
+		}
+		g.mu.Unlock()
+		if g.ml.NumMembers() <= 1 {
+			addrs = append(addrs, g.cfg.Join...)
+		}
+		for _, a := range addrs {
+			// A join that fails costs one connection attempt; one that
+			// succeeds merges both sides' state.
+			if n, err := g.ml.Join([]string{a}); err == nil && n > 0 {
+				g.logger.Debug("gossip reconnected", "addr", a)
+			}
+		}
+	}
 }
 
 func splitHostPort(addr string) (string, int, error) {
@@ -316,11 +371,13 @@ func (g *Gossip) Close() error {
 		return nil
 	}
 	g.closed = true
+	close(g.stop)
 	for ch := range g.subs {
 		delete(g.subs, ch)
 		close(ch)
 	}
 	g.mu.Unlock()
+	g.wg.Wait()
 	return g.ml.Shutdown()
 }
 
@@ -370,7 +427,13 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {}
 // events turns memberlist's callbacks into Events.
 type events Gossip
 
-func (e *events) NotifyJoin(n *memberlist.Node) { e.emit(Joined, n) }
+func (e *events) NotifyJoin(n *memberlist.Node) {
+	g := (*Gossip)(e)
+	g.mu.Lock()
+	delete(g.failed, n.Name)
+	g.mu.Unlock()
+	e.emit(Joined, n)
+}
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	g := (*Gossip)(e)
@@ -382,6 +445,9 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 		e.emit(Left, n)
 		return
 	}
+	g.mu.Lock()
+	g.failed[n.Name] = failedMember{addr: n.Address(), since: time.Now()}
+	g.mu.Unlock()
 	e.emit(Failed, n)
 }
 

@@ -447,9 +447,10 @@ func (c *Controller) notify(md *Metadata) {
 	}
 }
 
-// AllocateProducerIDs claims a block of n producer ids and returns the
-// first. Ids in the block are this broker's to hand out.
-func (c *Controller) AllocateProducerIDs(ctx context.Context, n int64) (int64, error) {
+// AllocateProducerIDs claims a block of n producer ids (the configured
+// block size when n <= 0) and returns its first id and size. Ids in the
+// block belong to whoever asked.
+func (c *Controller) AllocateProducerIDs(ctx context.Context, n int64) (int64, int64, error) {
 	if n <= 0 {
 		n = c.cfg.ProducerIDBlockSize
 	}
@@ -460,10 +461,10 @@ func (c *Controller) AllocateProducerIDs(ctx context.Context, n int64) (int64, e
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	c.cfg.Logger.Info("producer id block allocated", "first", first, "size", n)
-	return first, nil
+	return first, n, nil
 }
 
 // liveBrokers returns the brokers replicas can go to.

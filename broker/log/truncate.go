@@ -11,7 +11,11 @@ import (
 // a batch; followers truncate at batch boundaries), later segments are
 // deleted, and the indexes, leader-epoch cache (truncateFromEnd) and
 // producer snapshots above the new end go too. Truncating to at or past the
-// end does nothing; below the first segment it is TruncateFullyAndStartAt.
+// end keeps the data but still drops epoch entries starting at or after
+// offset: a leader epoch that began at the log end and never got a batch
+// must go when the leader says the follower diverged there (as Kafka's
+// truncateTo does), or the follower asks about it forever. Below the first
+// segment it is TruncateFullyAndStartAt.
 func (l *Log) TruncateTo(offset int64) error {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
@@ -22,6 +26,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	segs, leo := l.segs, l.leo
 	l.mu.RUnlock()
 	if offset >= leo {
+		if es, changed := epochsTruncateFromEnd(l.Epochs(), offset); changed {
+			return l.setEpochsLocked(es)
+		}
 		return nil
 	}
 	if offset < segs[0].base {

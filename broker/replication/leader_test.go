@@ -1,0 +1,95 @@
+package replication
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestHighWatermarkIsISRMinimum(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewLeader(1, []int32{1, 2, 3}, []int32{1, 2, 3}, 10*time.Second, now)
+	if hw := l.HighWatermark(100); hw != 0 {
+		t.Fatalf("hw %d before any follower fetched", hw)
+	}
+	l.FollowerFetched(2, 80, 100, now)
+	l.FollowerFetched(3, 60, 100, now)
+	if hw := l.HighWatermark(100); hw != 60 {
+		t.Fatalf("hw %d, want 60", hw)
+	}
+	// A follower outside the ISR does not hold the watermark back.
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2}, now)
+	if hw := l.HighWatermark(100); hw != 80 {
+		t.Fatalf("hw %d, want 80", hw)
+	}
+	// Alone in the ISR, the leader's log end is the watermark.
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1}, now)
+	if hw := l.HighWatermark(100); hw != 100 {
+		t.Fatalf("hw %d, want 100", hw)
+	}
+}
+
+func TestISRShrinksAndExpands(t *testing.T) {
+	now := time.Unix(1000, 0)
+	lag := 10 * time.Second
+	l := NewLeader(1, []int32{1, 2, 3}, []int32{1, 2, 3}, lag, now)
+	// 2 keeps up; 3 stops fetching.
+	for i := 1; i <= 12; i++ {
+		t0 := now.Add(time.Duration(i) * time.Second)
+		l.FollowerFetched(2, int64(i*10), int64(i*10), t0)
+	}
+	later := now.Add(12 * time.Second)
+	isr, changed := l.ProposeISR(l.HighWatermark(120), 0, later)
+	if !changed || !slices.Equal(isr, []int32{1, 2}) {
+		t.Fatalf("proposal %v %v, want [1 2]", isr, changed)
+	}
+	l.Pending(isr)
+	// While pending, the old ISR still counts for the watermark and
+	// nothing else is proposed.
+	if hw := l.HighWatermark(120); hw != 0 {
+		t.Fatalf("hw %d while the shrink is pending, want 0 (3 still counted)", hw)
+	}
+	if _, changed := l.ProposeISR(120, 0, later); changed {
+		t.Fatal("proposed again while a change was pending")
+	}
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2}, later) // committed
+	if hw := l.HighWatermark(120); hw != 120 {
+		t.Fatalf("hw %d after the shrink, want 120", hw)
+	}
+	// 3 comes back and catches up to the watermark: it rejoins.
+	l.FollowerFetched(3, 120, 120, later.Add(time.Second))
+	isr, changed = l.ProposeISR(120, 0, later.Add(time.Second))
+	if !changed || !slices.Equal(isr, []int32{1, 2, 3}) {
+		t.Fatalf("proposal %v %v, want [1 2 3]", isr, changed)
+	}
+}
+
+func TestFollowerBehindTheEpochStartDoesNotJoin(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewLeader(1, []int32{1, 2}, []int32{1}, 10*time.Second, now)
+	l.FollowerFetched(2, 50, 50, now)
+	if _, changed := l.ProposeISR(50, 60, now); changed {
+		t.Fatal("a follower below the current epoch's start joined the ISR")
+	}
+	l.FollowerFetched(2, 60, 60, now)
+	if isr, changed := l.ProposeISR(60, 60, now); !changed || len(isr) != 2 {
+		t.Fatalf("proposal %v %v", isr, changed)
+	}
+}
+
+func TestCaughtUpAsOfPreviousFetch(t *testing.T) {
+	// A follower that fetches at the offset the leader had at its
+	// previous fetch was caught up then, even if the leader moved on.
+	now := time.Unix(1000, 0)
+	l := NewLeader(1, []int32{1, 2}, []int32{1, 2}, 5*time.Second, now)
+	l.FollowerFetched(2, 10, 20, now)                    // behind
+	l.FollowerFetched(2, 20, 30, now.Add(4*time.Second)) // has what the leader had at the last fetch
+	// Caught up as of the previous fetch (at now): within the limit until
+	// now+5s, out after.
+	if _, changed := l.ProposeISR(20, 0, now.Add(4500*time.Millisecond)); changed {
+		t.Fatal("shrunk a follower that was caught up 4.5s ago with a 5s lag limit")
+	}
+	if isr, changed := l.ProposeISR(20, 0, now.Add(6*time.Second)); !changed || len(isr) != 1 {
+		t.Fatalf("kept a follower last caught up 6s ago with a 5s lag limit: %v %v", isr, changed)
+	}
+}
