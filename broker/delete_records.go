@@ -112,7 +112,7 @@ func (b *Broker) deleteRecords(topic string, index int32, offset int64) (int64, 
 	}
 	// The remote tier first: once its manifest starts later, the records
 	// are gone for readers even if a local copy lingers a moment.
-	if p.remote != nil && !p.remote.Manifest().Empty() {
+	if p.tiered() || (p.remote != nil && !p.remote.Manifest().Empty()) {
 		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 		dropped, err := p.remote.SetStartOffset(ctx, epoch, offset)
 		if err == nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -78,7 +77,21 @@ func (p *partition) restoreFromRemote(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.Empty() || p.log.EndOffset() >= m.NextOffset() {
+	if m.Empty() {
+		// Retention or DeleteRecords removed every remote segment. The
+		// log still never restarts below the remote log start: offsets
+		// are not reused.
+		if localEnd := p.log.EndOffset(); localEnd < m.LogStartOffset {
+			if err := p.log.TruncateFullyAndStartAt(m.LogStartOffset); err != nil {
+				return fmt.Errorf("restart the local log at %d: %w", m.LogStartOffset, err)
+			}
+			p.logger.Warn("local log restarted at the log start of the empty remote tier",
+				"log.end.offset", m.LogStartOffset, "local.end.before", localEnd,
+				"offsets.lost.at.least", max(m.HighWatermark-m.LogStartOffset, 0), "high.watermark.recorded", m.HighWatermark)
+		}
+		return nil
+	}
+	if p.log.EndOffset() >= m.NextOffset() {
 		return nil
 	}
 	localEnd := p.log.EndOffset()
@@ -133,34 +146,63 @@ func (b *Broker) remoteLoop() {
 // runRemoteTasks offloads and applies remote retention on every tiered
 // partition this broker leads, a few partitions at a time.
 func (b *Broker) runRemoteTasks(ctx context.Context) {
-	sem := make(chan struct{}, offloadParallelism)
-	var wg sync.WaitGroup
 	b.forEachPartition(func(_ *topicState, p *partition) {
 		if !p.tiered() {
 			return
 		}
-		if isLeader, _, _ := p.leaderState(b.cfg.NodeID); !isLeader {
+		// A partition still busy from an earlier round (a large backlog,
+		// a slow store) is skipped, not waited for: one slow partition
+		// must not hold up the others.
+		if !p.remoteBusy.CompareAndSwap(false, true) {
 			return
 		}
 		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		case b.offloadSem <- struct{}{}:
+		default:
+			p.remoteBusy.Store(false) // every worker busy: next round
 			return
 		}
-		wg.Add(1)
+		b.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := b.offload(ctx, p); err != nil && ctx.Err() == nil {
-				b.metrics.remoteCopyErrors.Add(ctx, 1, metric.WithAttributes(attribute.String("topic", p.topic)))
-				p.logger.Warn("offload failed; will retry", "err", err)
-			}
-			if err := b.remoteRetention(ctx, p); err != nil && ctx.Err() == nil {
-				p.logger.Warn("remote retention failed; will retry", "err", err)
-			}
+			defer b.wg.Done()
+			defer func() {
+				<-b.offloadSem
+				p.remoteBusy.Store(false)
+			}()
+			b.remoteTask(ctx, p)
 		}()
 	})
-	wg.Wait()
+}
+
+// remoteTask is one round of remote work on one partition: followers
+// reread the manifest (their local retention needs to know what was
+// offloaded); the leader offloads and applies remote retention.
+func (b *Broker) remoteTask(ctx context.Context, p *partition) {
+	isLeader, _, epoch := p.leaderState(b.cfg.NodeID)
+	if !isLeader {
+		if _, err := p.remote.Load(ctx); err != nil && ctx.Err() == nil {
+			p.logger.Debug("cannot reread the remote manifest", "err", err)
+		}
+		return
+	}
+	if p.remoteLoadedEpoch.Load() != epoch {
+		// A new leader continues from the manifest as it is in the
+		// bucket, not as it last saw it.
+		if _, err := p.remote.Load(ctx); err != nil {
+			if ctx.Err() == nil {
+				p.logger.Warn("cannot read the remote manifest; offload waits", "err", err)
+			}
+			return
+		}
+		p.remoteLoadedEpoch.Store(epoch)
+	}
+	if err := b.offload(ctx, p); err != nil && ctx.Err() == nil {
+		b.metrics.remoteCopyErrors.Add(ctx, 1, metric.WithAttributes(attribute.String("topic", p.topic)))
+		p.logger.Warn("offload failed; will retry", "err", err)
+	}
+	if err := b.remoteRetention(ctx, p); err != nil && ctx.Err() == nil {
+		p.logger.Warn("remote retention failed; will retry", "err", err)
+	}
 }
 
 // offload uploads every sealed segment below the high watermark that the
@@ -177,7 +219,9 @@ func (b *Broker) offload(ctx context.Context, p *partition) error {
 		hw := p.HighWatermark()
 		from := p.remoteNext()
 		if from < 0 {
-			from = p.log.StartOffset()
+			// Nothing remote (yet, or any more: retention or DeleteRecords
+			// emptied the manifest). Never upload below its log start.
+			from = max(p.log.StartOffset(), p.remote.Manifest().LogStartOffset)
 		}
 		var seg *plog.SegmentInfo
 		for _, si := range p.log.Segments() {
@@ -197,6 +241,12 @@ func (b *Broker) offload(ctx context.Context, p *partition) error {
 		if err != nil {
 			return fmt.Errorf("read segment %d: %w", seg.BaseOffset, err)
 		}
+		logStart := int64(-1)
+		if p.remoteNext() < 0 && r.FirstOffset < start && r.FirstOffset >= seg.BaseOffset {
+			// The local log starts inside a batch (DeleteRecords): offload
+			// that whole batch, and keep the log start where it is.
+			logStart, start = start, r.FirstOffset
+		}
 		if r.FirstOffset != start || r.NextOffset != seg.NextOffset {
 			r.Release()
 			return fmt.Errorf("segment %d: read [%d, %d), want [%d, %d)", seg.BaseOffset, r.FirstOffset, r.NextOffset, start, seg.NextOffset)
@@ -212,8 +262,9 @@ func (b *Broker) offload(ctx context.Context, p *partition) error {
 		up, err := p.remote.Offload(sctx, tiering.SegmentSource{
 			File: r.File, Position: r.Position, Size: r.Size,
 			BaseOffset: start, NextOffset: seg.NextOffset,
-			Epochs:   epochSlice(p.log.Epochs(), start, seg.NextOffset),
-			Snapshot: snap,
+			Epochs:         epochSlice(p.log.Epochs(), start, seg.NextOffset),
+			Snapshot:       snap,
+			LogStartOffset: logStart,
 		}, epoch, hw)
 		r.Release()
 		if err != nil {

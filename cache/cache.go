@@ -8,6 +8,7 @@
 package cache
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -43,9 +44,20 @@ type Stats struct {
 }
 
 // Cache is a byte cache with shared loads and background prefetch.
+//
+// New entries go into a small LRU window first and move to ristretto
+// when they leave it (a W-TinyLFU layout). Ristretto alone would refuse
+// new chunks once it is full of chunks read often before: exactly the
+// chunks a reader catching up sequentially is about to read again.
 type Cache struct {
 	cfg Config
 	rc  *ristretto.Cache[string, entry] // nil when disabled
+
+	winMu    sync.Mutex // guards the window
+	win      *list.List // of *winItem, most recent first
+	winIdx   map[string]*list.Element
+	winBytes int64
+	winMax   int64
 
 	mu       sync.Mutex // guards inflight
 	inflight map[string]*call
@@ -76,15 +88,19 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.PrefetchWorkers <= 0 {
 		cfg.PrefetchWorkers = DefaultConfig().PrefetchWorkers
 	}
-	c := &Cache{cfg: cfg, inflight: map[string]*call{}, sem: make(chan struct{}, cfg.PrefetchWorkers)}
+	c := &Cache{cfg: cfg, inflight: map[string]*call{}, sem: make(chan struct{}, cfg.PrefetchWorkers),
+		win: list.New(), winIdx: map[string]*list.Element{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.MaxBytes > 0 {
+		// A quarter of the budget for the window: room for the chunks a
+		// few sequential readers are on, and their prefetches.
+		c.winMax = max(cfg.MaxBytes/4, 1)
 		// ristretto wants about ten counters per item it may hold; chunks
 		// are rarely below 64 KiB.
 		counters := max(cfg.MaxBytes/(64<<10)*10, 1000)
 		rc, err := ristretto.NewCache(&ristretto.Config[string, entry]{
 			NumCounters:        counters,
-			MaxCost:            cfg.MaxBytes,
+			MaxCost:            max(cfg.MaxBytes-c.winMax, 1),
 			BufferItems:        64,
 			Metrics:            true,
 			IgnoreInternalCost: true,
@@ -109,6 +125,13 @@ func (c *Cache) Close() {
 // Get returns the bytes for key, calling load on a miss. Concurrent misses
 // for one key share one load. The returned slice must not be modified.
 func (c *Cache) Get(ctx context.Context, key string, load Loader) ([]byte, error) {
+	if e, ok := c.winGet(key); ok {
+		c.hits.Add(1)
+		if e.prefetched {
+			c.prefetchHits.Add(1)
+		}
+		return e.b, nil
+	}
 	if c.rc != nil {
 		if e, ok := c.rc.Get(key); ok {
 			c.hits.Add(1)
@@ -142,8 +165,56 @@ func (c *Cache) Contains(key string) bool {
 	if c.rc == nil {
 		return false
 	}
+	c.winMu.Lock()
+	_, inWin := c.winIdx[key]
+	c.winMu.Unlock()
+	if inWin {
+		return true
+	}
 	_, ok := c.rc.Get(key)
 	return ok
+}
+
+// winItem is an entry of the window.
+type winItem struct {
+	key string
+	e   entry
+}
+
+func (c *Cache) winGet(key string) (entry, bool) {
+	c.winMu.Lock()
+	defer c.winMu.Unlock()
+	el, ok := c.winIdx[key]
+	if !ok {
+		return entry{}, false
+	}
+	c.win.MoveToFront(el)
+	return el.Value.(*winItem).e, true
+}
+
+// winPut adds a freshly loaded entry to the window; entries pushed out of
+// it are offered to ristretto, whose admission policy decides.
+func (c *Cache) winPut(key string, e entry) {
+	c.winMu.Lock()
+	if el, ok := c.winIdx[key]; ok {
+		c.winBytes -= int64(len(el.Value.(*winItem).e.b))
+		c.win.Remove(el)
+	}
+	c.winIdx[key] = c.win.PushFront(&winItem{key: key, e: e})
+	c.winBytes += int64(len(e.b))
+	var out []*winItem
+	for c.winBytes > c.winMax && c.win.Len() > 0 {
+		el := c.win.Back()
+		it := el.Value.(*winItem)
+		c.win.Remove(el)
+		delete(c.winIdx, it.key)
+		c.winBytes -= int64(len(it.e.b))
+		out = append(out, it)
+	}
+	c.winMu.Unlock()
+	for _, it := range out {
+		c.rc.Set(it.key, it.e, int64(len(it.e.b)))
+	}
 }
 
 // Prefetch loads key in the background unless it is cached or already
@@ -194,10 +265,7 @@ func (c *Cache) run(key string, cl *call, load Loader, prefetched bool) {
 	} else {
 		c.loadBytes.Add(int64(len(b)))
 		if c.rc != nil {
-			c.rc.Set(key, entry{b: b, prefetched: prefetched}, int64(len(b)))
-			// Make the entry visible before waiters return, so that the
-			// next reader of this chunk hits.
-			c.rc.Wait()
+			c.winPut(key, entry{b: b, prefetched: prefetched})
 		}
 	}
 	cl.b, cl.err = b, err
@@ -215,7 +283,9 @@ func (c *Cache) Stats() Stats {
 		Prefetches: c.prefetches.Load(), PrefetchHits: c.prefetchHits.Load(),
 	}
 	if c.rc != nil {
-		s.Bytes = int64(c.rc.MaxCost() - c.rc.RemainingCost())
+		c.winMu.Lock()
+		s.Bytes = c.winBytes + int64(c.rc.MaxCost()-c.rc.RemainingCost())
+		c.winMu.Unlock()
 	}
 	return s
 }

@@ -126,8 +126,12 @@ func (r *RemoteLog) Offload(ctx context.Context, src SegmentSource, epoch int32,
 		if !m.Empty() && m.NextOffset() != seg.BaseOffset {
 			return fmt.Errorf("tiering: %s: remote log now ends at %d, segment starts at %d", r.id, m.NextOffset(), seg.BaseOffset)
 		}
-		if m.Empty() && m.LogStartOffset < seg.BaseOffset {
-			m.LogStartOffset = seg.BaseOffset
+		if m.Empty() && seg.NextOffset <= m.LogStartOffset {
+			// DeleteRecords emptied the manifest while we uploaded.
+			return fmt.Errorf("tiering: %s: segment [%d, %d) is below the remote log start %d", r.id, seg.BaseOffset, seg.NextOffset, m.LogStartOffset)
+		}
+		if m.Empty() {
+			m.LogStartOffset = max(m.LogStartOffset, seg.BaseOffset, src.LogStartOffset)
 		}
 		m.Segments = append(m.Segments, seg)
 		m.HighWatermark = max(m.HighWatermark, hw)
@@ -148,9 +152,11 @@ func (r *RemoteLog) SetStartOffset(ctx context.Context, epoch int32, offset int6
 	var dropped []Segment
 	_, err := r.ms.update(ctx, epoch, func(m *Manifest) error {
 		dropped = dropped[:0]
-		if offset <= m.LogStartOffset || m.Empty() {
+		if offset <= m.LogStartOffset {
 			return errNoChange
 		}
+		// Recorded even with no segment yet: an upload in flight must not
+		// bring deleted records back.
 		m.LogStartOffset = offset
 		keep := m.Segments[:0]
 		for _, s := range m.Segments {
@@ -382,6 +388,11 @@ func (r *RemoteLog) Read(ctx context.Context, offset int64, maxBytes int, minOne
 	if err != nil {
 		return ReadResult{}, err
 	}
+	// The base offset is outside the CRC: check that the batches served
+	// are the ones asked for, contiguous and inside the segment.
+	if h.BaseOffset > offset || h.BaseOffset < seg.BaseOffset {
+		return ReadResult{}, fmt.Errorf("%w: %s batch at %d starts at offset %d, want one holding %d", ErrCorrupt, seg.LogKey(), start, h.BaseOffset, offset)
+	}
 	// Walk headers to find how much to return.
 	end, next := start, h.BaseOffset
 	for end < seg.Size {
@@ -389,6 +400,12 @@ func (r *RemoteLog) Read(ctx context.Context, offset int64, maxBytes int, minOne
 			if h, err = r.header(ctx, seg, end); err != nil {
 				return ReadResult{}, err
 			}
+			if h.BaseOffset != next {
+				return ReadResult{}, fmt.Errorf("%w: %s batch at %d starts at offset %d, want %d", ErrCorrupt, seg.LogKey(), end, h.BaseOffset, next)
+			}
+		}
+		if h.NextOffset() > seg.NextOffset {
+			return ReadResult{}, fmt.Errorf("%w: %s batch at %d ends at offset %d, past the segment's end %d", ErrCorrupt, seg.LogKey(), end, h.NextOffset(), seg.NextOffset)
 		}
 		size := int64(h.Size())
 		if end+size-start > int64(maxBytes) && !(minOne && end == start) {
@@ -461,6 +478,9 @@ func (r *RemoteLog) segmentOffsetForTimestamp(ctx context.Context, seg *Segment,
 	if err != nil {
 		return 0, 0, false, err
 	}
+	if h.BaseOffset > start || h.BaseOffset < seg.BaseOffset {
+		return 0, 0, false, fmt.Errorf("%w: %s batch at %d starts at offset %d, want one holding %d", ErrCorrupt, seg.LogKey(), pos, h.BaseOffset, start)
+	}
 	for pos < seg.Size {
 		if h.MaxTimestamp >= ts {
 			raw, err := r.readAt(ctx, seg, pos, int64(h.Size()))
@@ -476,8 +496,12 @@ func (r *RemoteLog) segmentOffsetForTimestamp(ctx context.Context, seg *Segment,
 		if pos >= seg.Size {
 			break
 		}
+		prevNext := h.NextOffset()
 		if h, err = r.header(ctx, seg, pos); err != nil {
 			return 0, 0, false, err
+		}
+		if h.BaseOffset != prevNext {
+			return 0, 0, false, fmt.Errorf("%w: %s batch at %d starts at offset %d, want %d", ErrCorrupt, seg.LogKey(), pos, h.BaseOffset, prevNext)
 		}
 	}
 	return 0, 0, false, nil

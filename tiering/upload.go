@@ -27,6 +27,10 @@ type SegmentSource struct {
 	Epochs []EpochEntry
 	// Snapshot is the producer state at NextOffset, or nil.
 	Snapshot []byte
+	// LogStartOffset, when above BaseOffset, is the partition's log start
+	// (DeleteRecords moved it inside the first batch): the first segment
+	// of an empty remote log then starts readable there, not at its base.
+	LogStartOffset int64
 }
 
 // indexIntervalBytes spaces remote offset-index entries, as Kafka's
