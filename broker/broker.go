@@ -37,7 +37,9 @@ import (
 	"github.com/tiercel/tiercel/broker/config"
 	"github.com/tiercel/tiercel/broker/controller"
 	plog "github.com/tiercel/tiercel/broker/log"
+	"github.com/tiercel/tiercel/broker/replication"
 	"github.com/tiercel/tiercel/cache"
+	"github.com/tiercel/tiercel/gossip"
 	"github.com/tiercel/tiercel/tiering"
 	"github.com/tiercel/tiercel/tiering/objstore"
 	"github.com/tiercel/tiercel/wire"
@@ -69,6 +71,8 @@ type Config struct {
 	Tracer trace.Tracer
 	// Connections reports the open client connections, for metrics.
 	Connections func() int64
+	// Gossip is cluster membership; nil runs a broker alone.
+	Gossip *gossip.Gossip
 }
 
 // Broker is one Tiercel broker.
@@ -84,10 +88,21 @@ type Broker struct {
 	metrics *brokerMetrics
 	tracer  trace.Tracer
 
+	// Cluster: connections to peers, follower fetchers, and the signals
+	// that wake clusterLoop.
+	peers        peers
+	fetchers     *replication.Manager
+	offloadSem   chan struct{} // bounds the partitions doing remote work at once
+	reconcileNow chan struct{}
+	refreshNow   chan struct{}
+
 	applyMu sync.Mutex // serializes apply; see the lock order above
 	state   atomic.Pointer[localState]
 
 	pids producerIDs
+
+	// groups is the group coordinator and its internal topic (groups.go).
+	groups *groups
 
 	// tier is the remote tier, nil when remote.log.storage.system.enable
 	// is off; cache is its chunk cache.
@@ -98,6 +113,9 @@ type Broker struct {
 	diskUsage func() (float64, error)
 
 	lastExpiry time.Time // housekeeping's own; no lock
+
+	// hwAtStart holds the checkpointed high watermarks, read once.
+	hwAtStart map[string]int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -143,37 +161,73 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Tracer == nil {
 		cfg.Tracer = tracenoop.NewTracerProvider().Tracer("tiercel")
 	}
+	if cfg.Store != nil {
+		// Count object-store requests for the accounting document (accounting.go).
+		cfg.Store = objstore.WithCounts(cfg.Store)
+	}
 	b := &Broker{cfg: cfg, logger: cfg.Logger, now: cfg.Now, host: host, port: int32(port), tracer: cfg.Tracer}
 	b.diskUsage = func() (float64, error) { return statfsUsage(cfg.DataDir) }
+	b.reconcileNow, b.refreshNow = make(chan struct{}, 1), make(chan struct{}, 1)
+	b.offloadSem = make(chan struct{}, offloadParallelism)
+	s := cfg.Settings
+	b.fetchers = replication.NewManager(cfg.NodeID, replication.FetcherConfig{
+		MaxWait:           time.Duration(s.ReplicaFetchWaitMaxMs) * time.Millisecond,
+		MinBytes:          s.ReplicaFetchMinBytes,
+		MaxBytes:          max(s.ReplicaFetchMaxBytes*10, 10<<20),
+		PartitionMaxBytes: s.ReplicaFetchMaxBytes,
+		Backoff:           time.Duration(s.ReplicaFetchBackoffMs) * time.Millisecond,
+	}, func(leader int32) (replication.Transport, error) { return b.client(leader) }, cfg.Logger.With("component", "replication"))
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if b.tier, b.cache, err = newTier(cfg); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.state.Store(&localState{md: &controller.Metadata{}, topics: map[string]*topicState{}, byID: map[controller.TopicID]*topicState{}})
 
+	var liveBrokers func() []controller.BrokerInfo
+	if cfg.Gossip != nil {
+		liveBrokers = b.brokerInfos
+	}
 	ctrl, err := controller.Open(ctx, controller.Config{
-		Store:  cfg.Store,
-		NodeID: cfg.NodeID,
-		Rack:   cfg.Rack,
-		Logger: cfg.Logger.With("component", "controller"),
-		Tracer: cfg.Tracer,
+		Store:       cfg.Store,
+		NodeID:      cfg.NodeID,
+		Rack:        cfg.Rack,
+		LiveBrokers: liveBrokers,
+		Lease: controller.LeaseConfig{
+			TTL:           time.Duration(s.ControllerLeaseTTLMs) * time.Millisecond,
+			RenewInterval: time.Duration(s.ControllerLeaseRenewMs) * time.Millisecond,
+			PollInterval:  time.Duration(s.ControllerLeasePollMs) * time.Millisecond,
+		},
+		RefreshInterval: time.Duration(s.MetadataRefreshMs) * time.Millisecond,
+		OnRoleChange:    b.onRoleChange,
+		OnWrite:         b.onWrite,
+		Logger:          cfg.Logger.With("component", "controller"),
+		Tracer:          cfg.Tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.ctrl = ctrl
-	b.pids.ctrl = ctrl
+	b.pids.b = b
 	if b.metrics, err = newBrokerMetrics(b, cfg.Meter); err != nil {
 		return nil, fmt.Errorf("broker: metrics: %w", err)
 	}
+	b.hwAtStart = readHWCheckpoint(cfg.DataDir)
+	b.groups = b.newGroups()
 	ctrl.Watch(b.apply)
 	b.apply(ctrl.Current())
+	if cfg.Gossip != nil {
+		cfg.Gossip.OnMessage(b.onAnnouncement)
+	}
 	ctrl.Start(b.ctx)
+	b.wg.Add(1)
+	go b.clusterLoop()
 	if err := b.removeStrayLogs(); err != nil {
 		b.logger.Warn("cleaning stray partition directories failed", "err", err)
 	}
 	b.wg.Add(1)
 	go b.housekeeping()
+	b.wg.Add(1)
+	go b.accountingLoop()
 	if b.tier != nil {
 		b.wg.Add(1)
 		go b.remoteLoop()
@@ -184,10 +238,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 // Close stops the background loops and closes every log cleanly.
 func (b *Broker) Close() error {
 	b.cancel()
+	b.closeGroups()
 	b.ctrl.Close()
+	b.fetchers.Close()
 	b.wg.Wait()
+	b.closePeers()
 	if b.cache != nil {
 		b.cache.Close()
+	}
+	if err := b.writeHWCheckpoint(); err != nil {
+		b.logger.Warn("high watermark checkpoint failed", "err", err)
 	}
 	b.applyMu.Lock()
 	defer b.applyMu.Unlock()
@@ -237,7 +297,7 @@ func (b *Broker) apply(md *controller.Metadata) {
 	}
 	next := &localState{md: md, topics: make(map[string]*topicState, len(md.Topics)), byID: make(map[controller.TopicID]*topicState, len(md.Topics))}
 	for name, t := range md.Topics {
-		settings, err := newTopicSettings(b.cfg.Settings, t.Configs)
+		settings, err := b.settingsFor(t)
 		if err != nil {
 			// Configs were validated when set; a document written by a
 			// newer release could still carry one we reject. Keep serving
@@ -273,8 +333,15 @@ func (b *Broker) apply(md *controller.Metadata) {
 				p.cfg.Store(settings)
 				p.log.SetConfig(settings.logConfig)
 			}
-			if err := p.applyAssignment(b.cfg.NodeID, pa); err != nil {
+			role, err := p.applyAssignment(b.cfg.NodeID, pa, time.Duration(b.cfg.Settings.ReplicaLagTimeMaxMs)*time.Millisecond)
+			if err != nil {
 				b.logger.Error("cannot apply partition assignment", "topic", name, "partition", i, "err", err)
+			}
+			switch role {
+			case roleLeader, roleNone:
+				b.fetchers.Unfollow(p.replicaKey())
+			case roleFollower:
+				b.fetchers.Follow(p.replicaKey(), pa.Leader, (*followerReplica)(p))
 			}
 			ts.partitions[i] = p
 		}
@@ -287,6 +354,7 @@ func (b *Broker) apply(md *controller.Metadata) {
 			b.dropTopic(prev)
 		}
 	}
+	b.groupsApplied(next)
 }
 
 func containsID(ids []int32, id int32) bool {
@@ -309,11 +377,13 @@ func (b *Broker) openPartition(t *controller.Topic, index int32, s *topicSetting
 		topic:   t.Name,
 		topicID: t.ID,
 		index:   index,
+		selfID:  b.cfg.NodeID,
 		logger:  b.logger.With("topic", t.Name, "partition", index),
 		now:     b.now,
 		leader:  -1,
 	}
 	p.cfg.Store(s)
+	p.remoteLoadedEpoch.Store(-1)
 	l, err := plog.Open(dir, s.logConfig, plog.Options{
 		Logger: p.logger,
 		Now:    b.now,
@@ -346,6 +416,9 @@ func (b *Broker) openPartition(t *controller.Topic, index int32, s *topicSetting
 		l.Close()
 		return nil, fmt.Errorf("rebuild producer state: %w", err)
 	}
+	if hw, ok := b.hwAtStart[fmt.Sprintf("%s-%d", t.Name, index)]; ok {
+		p.hw.Store(min(hw, p.log.EndOffset()))
+	}
 	return p, nil
 }
 
@@ -360,6 +433,7 @@ func (b *Broker) dropTopic(t *topicState) {
 		if p.remote != nil {
 			b.tier.Forget(p.remote.ID())
 		}
+		b.fetchers.Unfollow(p.replicaKey())
 		if err := p.log.Delete(); err != nil {
 			b.logger.Warn("deleting partition log failed", "topic", p.topic, "partition", p.index, "err", err)
 		}

@@ -61,6 +61,14 @@ func (b *Broker) handleCreateTopics(ctx context.Context, req *wire.Request) wire
 		rt := &resp.Topics[i]
 		rt.Default()
 		rt.Topic = t.Topic
+		if t.Topic == offsetsTopic && isBrokerClient(req) {
+			// Another broker asks the controller to create the group
+			// coordinator's topic, which clients may not create.
+			if _, err := b.ensureOffsetsTopic(ctx); err != nil {
+				b.setCreateTopicError(req.Version, rt, err)
+			}
+			continue
+		}
 		spec, err := b.createTopicSpec(md, t, count[t.Topic])
 		if err != nil {
 			b.setCreateTopicError(req.Version, rt, err)

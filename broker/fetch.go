@@ -78,11 +78,19 @@ func (f *fetch) Frame(ctx context.Context) (*wire.Frame, error) {
 	wake := make(chan struct{}, 1)
 	parts := f.partitions()
 	for _, p := range parts {
-		p.addWaiter(wake)
+		if f.replica >= 0 {
+			p.addFollowerWaiter(wake)
+		} else {
+			p.addWaiter(wake)
+		}
 	}
 	defer func() {
 		for _, p := range parts {
-			p.removeWaiter(wake)
+			if f.replica >= 0 {
+				p.removeFollowerWaiter(wake)
+			} else {
+				p.removeWaiter(wake)
+			}
 		}
 	}()
 	var timer *time.Timer
@@ -299,6 +307,35 @@ func (f *fetch) readRemote(ctx context.Context, reads []*remoteFetch) bool {
 	return failed
 }
 
+// replicaFetch handles what is particular to a follower's fetch on the
+// leader: only assigned replicas may fetch; a follower whose last epoch
+// does not match the leader's history learns where to truncate
+// (DivergingEpoch, KIP-320) and gets no records; otherwise its fetch
+// offset tells the leader its log end, which may move the high watermark.
+func (f *fetch) replicaFetch(p *partition, rp *kmsg.FetchRequestTopicPartition, out *wire.FetchPartition) error {
+	p.mu.Lock()
+	ok := p.repl != nil && p.repl.IsReplica(f.replica)
+	p.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: broker %d is not a replica", kerr.NotLeaderForPartition, f.replica)
+	}
+	if f.version >= 12 && rp.LastFetchedEpoch >= 0 {
+		epoch, end := p.log.EndOffsetForEpoch(rp.LastFetchedEpoch)
+		if epoch < 0 {
+			// We know no epoch at or below the follower's: its whole log
+			// predates ours. It truncates to our log start.
+			epoch, end = rp.LastFetchedEpoch, p.logStartOffset()
+		}
+		if epoch != rp.LastFetchedEpoch || end < rp.FetchOffset {
+			out.Meta.DivergingEpoch.Epoch, out.Meta.DivergingEpoch.EndOffset = epoch, end
+			return nil
+		}
+	}
+	f.b.followerFetched(p, f.replica, rp.FetchOffset)
+	out.Meta.HighWatermark = p.HighWatermark()
+	return nil
+}
+
 // readPartition fills out from the local log, or returns a remoteFetch
 // when the offset is below the local log start but in the remote tier.
 func (f *fetch) readPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartition, out *wire.FetchPartition, total *int64) (*remoteFetch, error) {
@@ -344,6 +381,11 @@ func (f *fetch) readPartition(ts *topicState, rp *kmsg.FetchRequestTopicPartitio
 	limit := min(int(rp.PartitionMaxBytes), remaining)
 	if limit <= 0 {
 		return nil, nil
+	}
+	if f.replica >= 0 {
+		if err := f.replicaFetch(p, rp, out); err != nil || out.Meta.DivergingEpoch.EndOffset >= 0 {
+			return nil, err
+		}
 	}
 	if rp.FetchOffset < localStart {
 		if f.replica >= 0 {

@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/tiercel/tiercel/broker/controller"
 	"github.com/tiercel/tiercel/wire"
 )
 
@@ -44,9 +43,10 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *wire.Request) wi
 	return wire.Msg(resp)
 }
 
-// producerIDs hands out ids from blocks claimed from the controller.
+// producerIDs hands out ids from blocks claimed from the controller:
+// directly on the controller, with AllocateProducerIds elsewhere.
 type producerIDs struct {
-	ctrl *controller.Controller
+	b *Broker
 
 	mu        sync.Mutex
 	next, end int64
@@ -56,13 +56,30 @@ func (p *producerIDs) nextID(ctx context.Context) (int64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.next >= p.end {
-		first, err := p.ctrl.AllocateProducerIDs(ctx, 0)
+		first, n, err := p.b.allocateProducerIDs(ctx)
 		if err != nil {
 			return 0, err
 		}
-		p.next, p.end = first, first+1000
+		p.next, p.end = first, first+n
 	}
 	id := p.next
 	p.next++
 	return id, nil
+}
+
+func (b *Broker) allocateProducerIDs(ctx context.Context) (int64, int64, error) {
+	if b.ctrl.Active() {
+		return b.ctrl.AllocateProducerIDs(ctx, 0)
+	}
+	req := kmsg.NewPtrAllocateProducerIDsRequest()
+	req.BrokerID, req.BrokerEpoch = b.cfg.NodeID, -1
+	raw, err := b.controllerRequest(ctx, req)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp := raw.(*kmsg.AllocateProducerIDsResponse)
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return 0, 0, err
+	}
+	return resp.ProducerIDStart, int64(resp.ProducerIDLen), nil
 }

@@ -43,7 +43,7 @@ func (b *Broker) handleListOffsets(ctx context.Context, req *wire.Request) wire.
 		for _, tp := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = tp.Partition
-			if err := b.listOffset(req.Version, in.IsolationLevel, t.Topic, &tp, &rp); err != nil {
+			if err := b.listOffset(req.Version, in.IsolationLevel, in.ReplicaID, t.Topic, &tp, &rp); err != nil {
 				rp.ErrorCode = errCode(b.logger, err)
 				rp.Timestamp, rp.Offset = -1, -1
 			}
@@ -54,7 +54,7 @@ func (b *Broker) handleListOffsets(ctx context.Context, req *wire.Request) wire.
 	return wire.Msg(resp)
 }
 
-func (b *Broker) listOffset(version int16, isolation int8, topic string, tp *kmsg.ListOffsetsRequestTopicPartition, rp *kmsg.ListOffsetsResponseTopicPartition) error {
+func (b *Broker) listOffset(version int16, isolation int8, replica int32, topic string, tp *kmsg.ListOffsetsRequestTopicPartition, rp *kmsg.ListOffsetsResponseTopicPartition) error {
 	t, p := b.lookup(topic, tp.Partition)
 	switch {
 	case t == nil:
@@ -82,6 +82,8 @@ func (b *Broker) listOffset(version int16, isolation int8, topic string, tp *kms
 	ctx, cancel := context.WithTimeout(context.Background(), listOffsetsRemoteTimeout)
 	defer cancel()
 	switch ts := tp.Timestamp; {
+	case ts == tsLatest && replica >= 0:
+		rp.Offset = p.log.EndOffset() // a follower asks for the leader's log end
 	case ts == tsLatest:
 		rp.Offset = hw // no transactions: the last stable offset is the HW
 	case ts == tsEarliest:

@@ -10,7 +10,7 @@ package broker
 import (
 	"context"
 	"errors"
-	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -50,15 +50,7 @@ func (b *Broker) handleMetadata(ctx context.Context, req *wire.Request) wire.Res
 			})
 		}
 		if len(specs) > 0 {
-			results, err := b.ctrl.CreateTopics(ctx, specs, false)
-			if err != nil {
-				b.logger.Warn("topic auto-creation failed", "err", err)
-			}
-			for _, r := range results {
-				if r.Err != nil && !errors.Is(r.Err, controller.ErrTopicExists) {
-					b.logger.Warn("topic auto-creation failed", "topic", r.Name, "err", r.Err)
-				}
-			}
+			b.autoCreate(ctx, specs)
 			st = b.current()
 		}
 	}
@@ -129,6 +121,43 @@ func (b *Broker) handleMetadata(ctx context.Context, req *wire.Request) wire.Res
 	return wire.Msg(resp)
 }
 
+// autoCreate creates topics a client asked for: through the controller
+// directly when this broker is it, with a CreateTopics request to it
+// otherwise, then rereading the document so the answer can name them.
+func (b *Broker) autoCreate(ctx context.Context, specs []controller.TopicSpec) {
+	if b.ctrl.Active() {
+		results, err := b.ctrl.CreateTopics(ctx, specs, false)
+		if err == nil {
+			for _, r := range results {
+				if r.Err != nil && !errors.Is(r.Err, controller.ErrTopicExists) {
+					b.logger.Warn("topic auto-creation failed", "topic", r.Name, "err", r.Err)
+				}
+			}
+			return
+		}
+		if !errors.Is(err, controller.ErrNotController) {
+			b.logger.Warn("topic auto-creation failed", "err", err)
+			return
+		}
+	}
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 10000
+	for _, s := range specs {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = s.Name, s.NumPartitions, s.ReplicationFactor
+		req.Topics = append(req.Topics, rt)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := b.controllerRequest(cctx, req); err != nil {
+		b.logger.Warn("topic auto-creation through the controller failed", "err", err)
+		return
+	}
+	if err := b.ctrl.Refresh(cctx); err != nil {
+		b.logger.Warn("cannot reread the metadata document after auto-creation", "err", err)
+	}
+}
+
 // isInternalTopicName reports Kafka's internal topics, which clients may
 // not auto-create.
 func isInternalTopicName(name string) bool {
@@ -141,19 +170,6 @@ type brokerEndpoint struct {
 	Host string
 	Port int32
 	Rack *string
-}
-
-// liveBrokers lists the brokers clients can reach, sorted by id. With one
-// broker that is this one; gossip adds the others.
-func (b *Broker) liveBrokers() []brokerEndpoint {
-	var rack *string
-	if b.cfg.Rack != "" {
-		r := b.cfg.Rack
-		rack = &r
-	}
-	out := []brokerEndpoint{{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: rack}}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
 }
 
 func (b *Broker) isLive(id int32) bool {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tiercel/tiercel/broker/controller"
 	plog "github.com/tiercel/tiercel/broker/log"
+	"github.com/tiercel/tiercel/broker/replication"
 	"github.com/tiercel/tiercel/tiering"
 	"github.com/tiercel/tiercel/wire/batch"
 )
@@ -26,22 +27,31 @@ type partition struct {
 	topic   string
 	topicID controller.TopicID
 	index   int32
+	selfID  int32 // this broker's node id
 	log     *plog.Log
 	// remote is the partition's remote copy; nil when the broker does not
 	// tier. Whether this topic offloads is tiered().
 	remote *tiering.RemoteLog
-	logger *slog.Logger
-	now    func() time.Time
+	// remoteLoadedEpoch is the leader epoch at which this broker, as
+	// leader, last read the manifest from the bucket (-1: never).
+	remoteLoadedEpoch atomic.Int32
+	// remoteBusy is set while a round of remote work runs on it.
+	remoteBusy atomic.Bool
+	logger     *slog.Logger
+	now        func() time.Time
 
 	// cfg is swapped whole when topic configs change.
 	cfg atomic.Pointer[topicSettings]
 
-	mu          sync.Mutex // serializes appends and leadership changes
-	leader      int32
-	leaderEpoch int32
-	replicas    []int32
-	isr         []int32
-	producers   *producerState
+	mu             sync.Mutex // serializes appends and leadership changes
+	leader         int32
+	leaderEpoch    int32
+	partitionEpoch int32
+	replicas       []int32
+	isr            []int32
+	producers      *producerState
+	// repl tracks followers while this broker leads; nil otherwise.
+	repl *replication.Leader
 
 	// hw is the high watermark: consumers read below it. It is written
 	// under mu and read without it.
@@ -49,8 +59,9 @@ type partition struct {
 
 	// waiters are fetches parked until this partition's log or high
 	// watermark moves.
-	waitMu  sync.Mutex
-	waiters map[chan struct{}]struct{}
+	waitMu          sync.Mutex
+	waiters         map[chan struct{}]struct{}
+	followerWaiters map[chan struct{}]struct{}
 }
 
 // isLeader reports whether this broker leads the partition.
@@ -60,33 +71,72 @@ func (p *partition) leaderState(self int32) (isLeader bool, leader, epoch int32)
 	return p.leader == self, p.leader, p.leaderEpoch
 }
 
-// applyAssignment takes the controller's view of the partition. It
-// returns whether this broker became leader.
-func (p *partition) applyAssignment(self int32, a controller.Partition) error {
+// roleChange says what an assignment did to this broker's role.
+type roleChange int
+
+const (
+	roleUnchanged roleChange = iota
+	roleLeader               // became leader, or a new leader epoch
+	roleFollower             // follows a (new) leader
+	roleNone                 // no live leader to follow
+)
+
+// applyAssignment takes the controller's view of the partition. The
+// caller starts or stops follower fetching according to the result, with
+// no partition lock held. An assignment with an older leader epoch than
+// the one known is stale and ignored.
+func (p *partition) applyAssignment(self int32, a controller.Partition, lagMax time.Duration) (roleChange, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if a.LeaderEpoch < p.leaderEpoch {
+		return roleUnchanged, nil
+	}
 	p.replicas = slices.Clone(a.Replicas)
 	p.isr = slices.Clone(a.ISR)
-	becameLeader := a.Leader == self && (p.leader != self || a.LeaderEpoch > p.leaderEpoch)
+	newEpoch := a.LeaderEpoch > p.leaderEpoch || p.leader != a.Leader
 	p.leader, p.leaderEpoch = a.Leader, a.LeaderEpoch
-	if becameLeader {
+	switch {
+	case a.Leader == self && (newEpoch || p.repl == nil):
 		// A new epoch starts at our log end. Our log may already know it
-		// (restart); AssignEpoch ignores older or equal epochs.
+		// (restart); only a newer epoch is assigned.
 		if latest, ok := p.log.LatestEpoch(); !ok || latest < a.LeaderEpoch {
 			if err := p.log.AssignEpoch(a.LeaderEpoch, p.log.EndOffset()); err != nil {
-				return fmt.Errorf("assign leader epoch %d: %w", a.LeaderEpoch, err)
+				return roleLeader, fmt.Errorf("assign leader epoch %d: %w", a.LeaderEpoch, err)
 			}
 		}
+		p.repl = replication.NewLeader(self, a.Replicas, a.ISR, lagMax, p.now())
+		p.partitionEpoch = a.PartitionEpoch
 		p.advanceHWLocked()
+		p.logger.Info("leading partition", "leader.epoch", a.LeaderEpoch, "isr", fmt.Sprint(a.ISR),
+			"log.end.offset", p.log.EndOffset(), "high.watermark", p.hw.Load())
+		return roleLeader, nil
+	case a.Leader == self:
+		p.repl.SetAssignment(a.Replicas, a.ISR, p.now())
+		p.partitionEpoch = a.PartitionEpoch
+		p.advanceHWLocked()
+		return roleUnchanged, nil
+	case a.Leader >= 0:
+		p.repl = nil
+		p.partitionEpoch = a.PartitionEpoch
+		if newEpoch {
+			return roleFollower, nil
+		}
+		return roleUnchanged, nil
+	default:
+		p.repl = nil
+		p.partitionEpoch = a.PartitionEpoch
+		return roleNone, nil
 	}
-	return nil
 }
 
 // advanceHWLocked moves the high watermark to the smallest log end offset
-// in the ISR. Alone in the ISR, that is our own log end.
+// in the ISR (the union of the old and the new ISR while a change is in
+// flight). It never moves it back.
 func (p *partition) advanceHWLocked() {
-	hw := p.log.EndOffset()
-	// Followers' log end offsets join here with replication.
+	if p.repl == nil {
+		return
+	}
+	hw := p.repl.HighWatermark(p.log.EndOffset())
 	if hw > p.hw.Load() {
 		p.hw.Store(hw)
 		p.wake()
@@ -150,9 +200,40 @@ func (p *partition) appendBatch(self int32, raw []byte, h *batch.Header, acks in
 		return appendResult{}, fmt.Errorf("%w: append to %s-%d: %v", kerr.KafkaStorageError, p.topic, p.index, err)
 	}
 	p.producers.update(h, now.UnixMilli())
+	// Followers wait for the log end, not the watermark: tell them first,
+	// since their next fetch is what moves the watermark for acks=all.
+	p.wakeFollowers()
 	p.advanceHWLocked()
 	res.logStart = p.logStartOffset()
 	return res, nil
+}
+
+// addFollowerWaiter registers a follower fetch, woken by every append.
+func (p *partition) addFollowerWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	if p.followerWaiters == nil {
+		p.followerWaiters = make(map[chan struct{}]struct{})
+	}
+	p.followerWaiters[ch] = struct{}{}
+	p.waitMu.Unlock()
+}
+
+func (p *partition) removeFollowerWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	delete(p.followerWaiters, ch)
+	p.waitMu.Unlock()
+}
+
+// wakeFollowers signals parked follower fetches after an append.
+func (p *partition) wakeFollowers() {
+	p.waitMu.Lock()
+	for ch := range p.followerWaiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	p.waitMu.Unlock()
 }
 
 // wait registers ch to be signalled when the log or high watermark moves.
@@ -172,9 +253,17 @@ func (p *partition) removeWaiter(ch chan struct{}) {
 }
 
 // wake signals every parked fetch without blocking; a waiter's channel has
-// room for one signal, which is all it needs.
+// room for one signal, which is all it needs. Consumers and acks=all
+// produces wait on the high watermark; followers are woken too, for the
+// events (deletions, leadership) that concern everyone.
 func (p *partition) wake() {
 	p.waitMu.Lock()
+	for ch := range p.followerWaiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	for ch := range p.waiters {
 		select {
 		case ch <- struct{}{}:

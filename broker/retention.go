@@ -87,6 +87,9 @@ func (b *Broker) tickPartitions() {
 		b.lastExpiry = now
 	}
 	b.checkDisk()
+	if err := b.writeHWCheckpoint(); err != nil {
+		b.logger.Warn("high watermark checkpoint failed", "err", err)
+	}
 	b.forEachPartition(func(_ *topicState, p *partition) {
 		s := p.settings()
 		if s.SegmentMs > 0 {
@@ -111,5 +114,6 @@ func (b *Broker) tickPartitions() {
 		if expire {
 			p.expireProducers(int64(b.cfg.Settings.ProducerIDExpirationMs))
 		}
+		b.checkISR(p)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tiercel/tiercel/broker/config"
+	"github.com/tiercel/tiercel/broker/controller"
 	plog "github.com/tiercel/tiercel/broker/log"
 )
 
@@ -20,6 +21,15 @@ type topicSettings struct {
 	TimestampBeforeMaxMs, TimestampAfterMaxMs int64
 	RetentionMs, RetentionBytes               int64 // -1: unlimited
 	SegmentMs                                 int64
+}
+
+// settingsFor resolves a topic's settings. The group coordinator's
+// internal topic has settings of its own (offsetsTopicSettings).
+func (b *Broker) settingsFor(t *controller.Topic) (*topicSettings, error) {
+	if isOffsetsTopic(t) {
+		return offsetsTopicSettings(b.cfg.Settings, t.Configs), nil
+	}
+	return newTopicSettings(b.cfg.Settings, t.Configs)
 }
 
 // newTopicSettings resolves a topic's overrides over the broker defaults.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -106,8 +107,19 @@ func (c *conn) read() error {
 				"client", c.client.Addr, "size", size, "socket.request.max.bytes", c.s.cfg.MaxRequestSize)
 			return fmt.Errorf("frame size %d outside [8, %d]", size, c.s.cfg.MaxRequestSize)
 		}
-		body := make([]byte, size)
+		var body []byte
+		var pooled *[]byte
+		if key, err := br.Peek(2); err == nil {
+			if a, ok := c.s.cfg.Mux.lookup(int16(binary.BigEndian.Uint16(key))); ok && a.reusable {
+				pooled = getBuffer(int(size))
+				body = (*pooled)[:size]
+			}
+		}
+		if body == nil {
+			body = make([]byte, size)
+		}
 		if _, err := io.ReadFull(br, body); err != nil {
+			putBuffer(pooled)
 			return err
 		}
 		received := time.Now()
@@ -115,16 +127,24 @@ func (c *conn) read() error {
 
 		req, resp, err := c.decode(body)
 		if err != nil {
+			putBuffer(pooled)
 			c.s.cfg.Logger.Debug("closing connection: undecodable request", "client", c.client.Addr, "err", err)
 			return err
 		}
 		req.Received = received
+		flexible := req.Key != apiVersionsKey && req.Msg.IsFlexible()
 		if resp == nil {
-			if resp, err = c.handle(req); err != nil {
+			resp, err = c.handle(req)
+			if pooled != nil {
+				// The handler promised to keep nothing of the body.
+				req.Msg = nil
+				putBuffer(pooled)
+			}
+			if err != nil {
 				return err
 			}
 		}
-		p := pending{req: req, resp: resp, flexibleHeader: req.Key != apiVersionsKey && req.Msg.IsFlexible()}
+		p := pending{req: req, resp: resp, flexibleHeader: flexible}
 		select {
 		case c.queue <- p:
 		case <-c.ctx.Done():
@@ -379,4 +399,25 @@ func (c *conn) setCork(on bool) {
 	_ = c.raw.Control(func(fd uintptr) {
 		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_CORK, v)
 	})
+}
+
+// Frame buffers for requests whose handlers keep nothing of them. Buffers
+// above maxPooledBuffer are not kept, so one huge request does not pin
+// its memory forever.
+const maxPooledBuffer = 16 << 20
+
+var bufferPool sync.Pool
+
+func getBuffer(size int) *[]byte {
+	if b, ok := bufferPool.Get().(*[]byte); ok && cap(*b) >= size {
+		return b
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+func putBuffer(b *[]byte) {
+	if b != nil && cap(*b) <= maxPooledBuffer {
+		bufferPool.Put(b)
+	}
 }

@@ -44,6 +44,9 @@ type HandlerFunc func(ctx context.Context, req *Request) Response
 type api struct {
 	min, max int16
 	handle   HandlerFunc
+	// reusable: the handler keeps no reference into the request's bytes
+	// once it returns, so the frame buffer can be reused.
+	reusable bool
 }
 
 // Mux routes requests to handlers by API key and holds the version ranges
@@ -71,6 +74,20 @@ func (m *Mux) Handle(key, min, max int16, h HandlerFunc) {
 		panic("wire: ApiVersions is answered by the server")
 	}
 	m.apis[key] = api{min: min, max: max, handle: h}
+}
+
+// BodyReusable declares that key's handler keeps no reference into the
+// request's bytes after it returns (not even through the response), so
+// the connection may reuse the frame buffer. Produce, whose batches are
+// appended before the handler returns, is the case that matters: it
+// saves clearing and faulting in a fresh buffer of each request's size.
+func (m *Mux) BodyReusable(key int16) {
+	a, ok := m.apis[key]
+	if !ok {
+		panic(fmt.Sprintf("wire: BodyReusable for unregistered API %d", key))
+	}
+	a.reusable = true
+	m.apis[key] = a
 }
 
 // Versions lists the advertised ranges, ApiVersions included, sorted by key.

@@ -140,9 +140,9 @@ type Broker struct {
 	// OffsetsTopicNumPartitions is offsets.topic.num.partitions: the
 	// partition count of __consumer_offsets, fixed at its creation.
 	OffsetsTopicNumPartitions int32
-	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor.
-	// Tiercel defaults it to 1, not Kafka's 3, so that a single local
-	// broker works out of the box; production clusters should set 3.
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor
+	// (Kafka's 3). When fewer brokers are alive as the topic is created,
+	// it gets as many replicas as there are brokers, so a lone broker works.
 	OffsetsTopicReplicationFactor int16
 	// OffsetsRetentionMinutes is offsets.retention.minutes: how long the
 	// committed offsets of an empty group are kept.
@@ -182,6 +182,28 @@ type Broker struct {
 	// fraction of the data directory's file system in use beyond which
 	// produce is refused, so that a slow object store cannot fill the disk.
 	LocalDiskMaxUsedRatio float64
+	// ControllerLeaseTTLMs is tiercel.controller.lease.ttl.ms: how long the
+	// controller lease may go unrenewed before another broker takes it.
+	ControllerLeaseTTLMs int64
+	// ControllerLeaseRenewMs is tiercel.controller.lease.renew.ms.
+	ControllerLeaseRenewMs int64
+	// ControllerLeasePollMs is tiercel.controller.lease.poll.ms: how often
+	// a broker that does not hold the lease reads it.
+	ControllerLeasePollMs int64
+	// MetadataRefreshMs is tiercel.metadata.refresh.ms: how often a broker
+	// rereads the metadata document without an announcement.
+	MetadataRefreshMs int64
+	// GossipProbeIntervalMs is tiercel.gossip.probe.interval.ms:
+	// memberlist's failure-detection probe interval.
+	GossipProbeIntervalMs int64
+	// GossipSuspicionMult is tiercel.gossip.suspicion.mult: how many probe
+	// intervals a suspected member has to refute before it is declared
+	// dead (scaled by cluster size, as memberlist does).
+	GossipSuspicionMult int32
+	// LeaderRebalanceIntervalMs is tiercel.leader.rebalance.interval.ms:
+	// how often the controller moves leadership back to preferred
+	// replicas; 0 disables it.
+	LeaderRebalanceIntervalMs int64
 	// RemoteSweepIntervalMs is tiercel.remote.sweep.interval.ms: how often
 	// the object store is swept for objects no manifest names.
 	RemoteSweepIntervalMs int64
@@ -322,8 +344,8 @@ var brokerDefs = sortedBrokerDefs([]brokerDef{
 		doc: "Number of partitions of __consumer_offsets. It decides which broker coordinates which group and cannot change once the topic exists."},
 		dflt: ptr("50"), field: func(b *Broker) any { return &b.OffsetsTopicNumPartitions }},
 	{spec: spec{name: "offsets.topic.replication.factor", typ: kmsg.ConfigTypeShort, valid: atLeast(1),
-		doc: "Replication factor of __consumer_offsets when it is created. Tiercel's default is 1, so that a single broker works out of the box; set 3 for a production cluster."},
-		dflt: ptr("1"), field: func(b *Broker) any { return &b.OffsetsTopicReplicationFactor }},
+		doc: "Replication factor of __consumer_offsets when it is created. If fewer brokers are alive then, it gets one replica per live broker, so a single broker works out of the box."},
+		dflt: ptr("3"), field: func(b *Broker) any { return &b.OffsetsTopicReplicationFactor }},
 	{spec: spec{name: "producer.id.expiration.ms", typ: kmsg.ConfigTypeInt, valid: atLeast(1),
 		doc: "A producer id that has written nothing for this long loses its idempotence state, so its next sequence number starts afresh."},
 		dflt: ptr("86400000"), field: func(b *Broker) any { return &b.ProducerIDExpirationMs }},
@@ -354,6 +376,27 @@ var brokerDefs = sortedBrokerDefs([]brokerDef{
 	{spec: spec{name: "tiercel.local.disk.max.used.ratio", typ: kmsg.ConfigTypeDouble, valid: ratio(0, 1, true),
 		doc: "Tiercel only. Fraction of the data directory's file system that may be in use before produce requests are refused. It protects the disk while the object store is slow or down and offloaded segments cannot be freed; 1.0 disables the check."},
 		dflt: ptr("0.9"), field: func(b *Broker) any { return &b.LocalDiskMaxUsedRatio }},
+	{spec: spec{name: "tiercel.controller.lease.ttl.ms", typ: kmsg.ConfigTypeLong, valid: atLeast(100),
+		doc: "Tiercel only. How long the controller lease in the object store may go unrenewed, as measured on an observing broker's own clock, before that broker may take it over. It must cover several slow object-store writes in a row."},
+		dflt: ptr("10000"), field: func(b *Broker) any { return &b.ControllerLeaseTTLMs }},
+	{spec: spec{name: "tiercel.controller.lease.renew.ms", typ: kmsg.ConfigTypeLong, valid: atLeast(10),
+		doc: "Tiercel only. How often the controller renews its lease. Must be well below tiercel.controller.lease.ttl.ms: a controller that cannot renew for a TTL minus this interval steps down."},
+		dflt: ptr("2000"), field: func(b *Broker) any { return &b.ControllerLeaseRenewMs }},
+	{spec: spec{name: "tiercel.controller.lease.poll.ms", typ: kmsg.ConfigTypeLong, valid: atLeast(10),
+		doc: "Tiercel only. How often a broker that is not the controller reads the lease to notice an expired one."},
+		dflt: ptr("1000"), field: func(b *Broker) any { return &b.ControllerLeasePollMs }},
+	{spec: spec{name: "tiercel.metadata.refresh.ms", typ: kmsg.ConfigTypeLong, valid: atLeast(10),
+		doc: "Tiercel only. How often a broker rereads the cluster metadata document even without a gossip announcement, so a lost announcement only costs latency."},
+		dflt: ptr("5000"), field: func(b *Broker) any { return &b.MetadataRefreshMs }},
+	{spec: spec{name: "tiercel.gossip.probe.interval.ms", typ: kmsg.ConfigTypeLong, valid: atLeast(10),
+		doc: "Tiercel only. Interval between memberlist's failure-detection probes."},
+		dflt: ptr("1000"), field: func(b *Broker) any { return &b.GossipProbeIntervalMs }},
+	{spec: spec{name: "tiercel.gossip.suspicion.mult", typ: kmsg.ConfigTypeInt, valid: atLeast(1),
+		doc: "Tiercel only. Multiplier of the probe interval a suspected broker has to refute the suspicion before it is declared dead."},
+		dflt: ptr("4"), field: func(b *Broker) any { return &b.GossipSuspicionMult }},
+	{spec: spec{name: "tiercel.leader.rebalance.interval.ms", typ: kmsg.ConfigTypeLong, valid: atLeast(0),
+		doc: "Tiercel only. How often the controller gives leadership back to each partition's preferred (first) replica when it is alive and in sync. 0 disables it."},
+		dflt: ptr("60000"), field: func(b *Broker) any { return &b.LeaderRebalanceIntervalMs }},
 	{spec: spec{name: "tiercel.remote.sweep.interval.ms", typ: kmsg.ConfigTypeLong, valid: atLeast(1000),
 		doc: "Tiercel only. How often the broker that leads a partition lists the object store for objects that no manifest names (left by uploads cut short, interrupted deletes, deleted topics) and deletes them."},
 		dflt: ptr("3600000"), field: func(b *Broker) any { return &b.RemoteSweepIntervalMs }},

@@ -2,6 +2,8 @@
 //
 //	tiercel [serve] [flags]   run a broker (the default)
 //	tiercel bench ...         load generator (produce, consume)
+//	tiercel inspect ...       print a segment, a manifest, the metadata or the lease
+//	tiercel cost [flags]      storage and request cost report across the cluster
 //	tiercel help              this text
 package main
 
@@ -21,6 +23,13 @@ Usage:
   tiercel bench <produce|consume> [flags]
                               drive load with franz-go and report MB/s, records/s
                               and latency percentiles
+  tiercel inspect <segment|manifest|metadata|lease> [flags]
+                              print a local segment file (batches, offsets,
+                              timestamps, CRC check), a partition's remote
+                              manifest, the cluster metadata or the lease
+  tiercel cost [flags]        per-topic local and remote bytes, S3 requests and
+                              the estimated monthly cost, against classic Kafka
+                              on replicated EBS
   tiercel help [command]      show help
 
 Run "tiercel <command> --help" for a command's flags.
@@ -43,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(args, stdout, stderr)
 	case "bench":
 		err = bench(args, stdout, stderr)
+	case "inspect":
+		err = inspect(args, stdout, stderr)
+	case "cost":
+		err = cost(args, stdout, stderr)
 	case "help":
 		if len(args) > 0 {
 			return run([]string{args[0], "--help"}, stdout, stderr)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tiercel/tiercel/broker"
 	"github.com/tiercel/tiercel/broker/config"
+	"github.com/tiercel/tiercel/gossip"
 	"github.com/tiercel/tiercel/internal/telemetry"
 	"github.com/tiercel/tiercel/tiering/objstore"
 	"github.com/tiercel/tiercel/wire"
@@ -64,6 +65,8 @@ type serveFlags struct {
 	s3Endpoint  string
 	s3Region    string
 	metrics     string
+	gossip      string
+	join        string
 	logLevel    string
 	logFormat   string
 }
@@ -86,6 +89,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.rack, "rack", "", "rack of this broker (broker.rack)")
 	fs.StringVar(&f.s3Endpoint, "s3-endpoint", "", "custom S3 endpoint `URL`, e.g. http://127.0.0.1:9000 for MinIO (path-style addressing)")
 	fs.StringVar(&f.s3Region, "s3-region", "", "S3 `REGION` (default from the AWS environment, else us-east-1)")
+	fs.StringVar(&f.gossip, "gossip-listen", "", "gossip `HOST:PORT` (TCP and UDP) for cluster membership; empty runs this broker alone")
+	fs.StringVar(&f.join, "join", "", "gossip addresses of other brokers to join, `HOST:PORT[,HOST:PORT...]`")
 	fs.StringVar(&f.metrics, "metrics-listen", "127.0.0.1:9644", "`HOST:PORT` serving Prometheus /metrics, /healthz and /readyz; empty to disable")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -123,6 +128,21 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	if f.metrics != "" {
 		if _, _, err := net.SplitHostPort(f.metrics); err != nil {
 			return nil, usageErrorf("--metrics-listen: %v", err)
+		}
+	}
+	if f.gossip != "" {
+		if _, _, err := net.SplitHostPort(f.gossip); err != nil {
+			return nil, usageErrorf("--gossip-listen: %v", err)
+		}
+	}
+	if f.join != "" {
+		if f.gossip == "" {
+			return nil, usageErrorf("--join needs --gossip-listen")
+		}
+		for _, a := range strings.Split(f.join, ",") {
+			if _, _, err := net.SplitHostPort(strings.TrimSpace(a)); err != nil {
+				return nil, usageErrorf("--join: %q: %v", a, err)
+			}
 		}
 	}
 	return f, nil
@@ -233,8 +253,31 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	defer rawStore.Close()
 	store := objstore.WithMetrics(rawStore, tel.Meter("tiercel/objstore"))
 
+	var g *gossip.Gossip
+	if f.gossip != "" {
+		gcfg := gossip.DefaultConfig()
+		gcfg.NodeID = int32(f.nodeID)
+		gcfg.Bind = f.gossip
+		gcfg.KafkaAddr = f.advertise
+		gcfg.Rack = settings.BrokerRack
+		gcfg.ProbeInterval = time.Duration(settings.GossipProbeIntervalMs) * time.Millisecond
+		gcfg.SuspicionMult = int(settings.GossipSuspicionMult)
+		gcfg.Logger = logger.With("component", "gossip")
+		gcfg.Meter = tel.Meter("tiercel/gossip")
+		if f.join != "" {
+			for _, a := range strings.Split(f.join, ",") {
+				gcfg.Join = append(gcfg.Join, strings.TrimSpace(a))
+			}
+		}
+		if g, err = gossip.Start(gcfg); err != nil {
+			return err
+		}
+		defer g.Close()
+	}
+
 	var srv *wire.Server
 	b, err := broker.New(ctx, broker.Config{
+		Gossip:    g,
 		NodeID:    int32(f.nodeID),
 		Advertise: f.advertise,
 		Rack:      settings.BrokerRack,
@@ -283,12 +326,22 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		logger.Error("shutdown is taking more than 30s")
 	})
 	defer shutdown.Stop()
+	// Controlled shutdown: move leadership away while still serving, so
+	// that clients follow the new leaders without a failure.
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	if cerr := b.ControlledShutdown(sctx); cerr != nil {
+		logger.Warn("controlled shutdown incomplete", "err", cerr)
+	}
+	cancel()
 	srv.Close()
 	if cerr := b.Close(); cerr != nil {
 		logger.Error("closing broker", "err", cerr)
 		if err == nil {
 			err = cerr
 		}
+	}
+	if g != nil {
+		_ = g.Leave(2 * time.Second)
 	}
 	if errors.Is(err, net.ErrClosed) {
 		err = nil

@@ -69,8 +69,7 @@ type Proc struct {
 	Args []string
 	Addr string
 	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	mu   sync.Mutex
+	out  *syncBuffer
 	done chan struct{}
 }
 
@@ -103,8 +102,10 @@ func Start(t testing.TB, addr string, args ...string) *Proc {
 
 func (p *Proc) start() {
 	p.t.Helper()
-	p.out = &bytes.Buffer{}
-	sb := &syncBuffer{b: p.out}
+	if p.out == nil {
+		p.out = &syncBuffer{b: &bytes.Buffer{}}
+	}
+	sb := p.out
 	// A free metrics port, so that brokers of parallel tests never clash
 	// on the default; a test that scrapes passes its own.
 	args := append([]string{"serve", "--listen", p.Addr, "--metrics-listen", "127.0.0.1:0"}, p.Args...)
@@ -139,12 +140,12 @@ func (p *Proc) start() {
 
 // Output returns what the process printed so far.
 func (p *Proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.out == nil {
 		return ""
 	}
-	return p.out.String()
+	p.out.mu.Lock()
+	defer p.out.mu.Unlock()
+	return p.out.b.String()
 }
 
 // Kill sends SIGKILL and waits for the process to exit.

@@ -6,6 +6,8 @@
 #   kcat.sh            kcat (librdkafka)
 #   kafka_python.py    kafka-python 2.0.2
 #   confluent_kafka.py confluent-kafka-python (librdkafka)
+#   groups_kcat.sh, groups_kafka_python.py, groups_confluent.py
+#                      consumer groups with the same three clients
 # and finally restarts the broker and checks that every topic and record
 # read before the restart reads back the same after it.
 #
@@ -279,6 +281,9 @@ main() {
 	run_check kcat "$here/kcat.sh" "$bootstrap"
 	run_check kafka_python "$PYTHON" "$here/kafka_python.py" "$bootstrap"
 	run_check confluent_kafka "$PYTHON" "$here/confluent_kafka.py" "$bootstrap"
+	run_check groups_kcat "$here/groups_kcat.sh" "$bootstrap"
+	run_check groups_kafka_python "$PYTHON" "$here/groups_kafka_python.py" "$bootstrap"
+	run_check groups_confluent "$PYTHON" "$here/groups_confluent.py" "$bootstrap"
 	if [[ -n "$bin" ]]; then
 		run_check restart check_restart "$bin"
 	else
