@@ -14,9 +14,10 @@ What it checks, each against the data read back:
     timestamp of every record; an assign into the middle of a batch;
   - get_watermark_offsets and offsets_for_times.
 
-Consumer groups are a later issue. librdkafka wants a group.id even for a
-consumer that only assigns by hand; one is set, and nothing here commits,
-subscribes or stores offsets.
+Consumers here assign partitions by hand (groups_confluent.py covers
+consumer groups). librdkafka wants a group.id even for a consumer that only
+assigns by hand; one is set, and nothing here commits, subscribes or stores
+offsets.
 """
 
 import os

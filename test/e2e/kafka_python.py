@@ -16,8 +16,8 @@ What it checks, each against the data read back:
     offset and timestamp of every record; a seek into the middle of a batch;
   - beginning_offsets, end_offsets and offsets_for_times.
 
-Consumer groups are a later issue: consumers here have no group_id and
-assign partitions by hand.
+Consumers here have no group_id and assign partitions by hand;
+groups_kafka_python.py covers consumer groups.
 """
 
 import os

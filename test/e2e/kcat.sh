@@ -5,7 +5,7 @@
 #
 # Every check compares what kcat reads back (keys, values, headers, offsets,
 # partitions, timestamps) with what was produced, line for line. Partitions
-# are always named by hand: consumer groups are a later issue.
+# are always named by hand here; groups_kcat.sh covers consumer groups.
 #
 # Environment:
 #   E2E_NODE_ID         id the broker was started with (default 1)
