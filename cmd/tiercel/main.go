@@ -20,7 +20,7 @@ local disk and offloads sealed segments to S3-compatible object storage.
 
 Usage:
   tiercel [serve] [flags]     run a broker (serve is the default)
-  tiercel bench <produce|consume> [flags]
+  tiercel bench <produce|consume|e2e> [flags]
                               drive load with franz-go and report MB/s, records/s
                               and latency percentiles
   tiercel inspect <segment|manifest|metadata|lease> [flags]
@@ -43,6 +43,12 @@ func main() {
 // a usage error (bad flag or setting), 1 on a runtime failure.
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		// "tiercel --help" is about the program, not only its default
+		// command; "tiercel serve --help" lists serve's flags.
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
