@@ -111,9 +111,11 @@ func TestTieredRestoreFromBucketAfterWipe(t *testing.T) {
 	produceSync(t, cl, recs...)
 	_, p := tb.B.lookup("wipe", 0)
 	waitFor(t, "offload", 20*time.Second, func() bool { return p.remoteNext() > 800 })
-	offloaded := p.remoteNext()
 	cl.Close()
 	tb.Stop()
+	// Read the remote end only after Stop: offload keeps going until the
+	// broker has shut down, so an earlier reading can be overtaken.
+	offloaded := p.remoteNext()
 	// Wipe the local data, keep the object store (its own directory).
 	entries, _ := os.ReadDir(tb.DataDir)
 	for _, e := range entries {
