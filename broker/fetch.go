@@ -177,7 +177,7 @@ type remoteFetch struct {
 	part    int // index into the topic's partitions
 	offset  int64
 	limit   int
-	records []byte
+	records tiering.ReadResult
 	err     error
 }
 
@@ -242,11 +242,11 @@ func (f *fetch) read(ctx context.Context) (fetchResponse, int64, bool) {
 			switch {
 			case rf.err != nil:
 				part.Meta.ErrorCode = errCode(f.b.logger, rf.err)
-			case len(rf.records) == 0:
-			case total == 0 || total+int64(len(rf.records)) <= int64(f.maxBytes):
-				part.Bytes = rf.records
-				total += int64(len(rf.records))
-				out.topicBytes[rf.topic] += int64(len(rf.records))
+			case rf.records.Len() == 0:
+			case total == 0 || total+int64(rf.records.Len()) <= int64(f.maxBytes):
+				part.Bytes = rf.records.Pieces
+				total += int64(rf.records.Len())
+				out.topicBytes[rf.topic] += int64(rf.records.Len())
 			}
 		}
 	}
@@ -277,7 +277,7 @@ func (f *fetch) readRemote(ctx context.Context, reads []*remoteFetch) bool {
 			if rf.err != nil {
 				span.RecordError(rf.err)
 			}
-			span.SetAttributes(attribute.Int("bytes", len(rf.records)))
+			span.SetAttributes(attribute.Int("bytes", rf.records.Len()))
 			span.End()
 		}()
 	}

@@ -378,12 +378,8 @@ func (b *Broker) deleteRemoteTopic(t *controller.Topic) {
 }
 
 // readRemote reads from the remote tier for a fetch below the local log.
-func (p *partition) readRemote(ctx context.Context, offset int64, maxBytes int, minOne bool) ([]byte, error) {
-	r, err := p.remote.Read(ctx, offset, maxBytes, minOne)
-	if err != nil {
-		return nil, err
-	}
-	return r.Records, nil
+func (p *partition) readRemote(ctx context.Context, offset int64, maxBytes int, minOne bool) (tiering.ReadResult, error) {
+	return p.remote.Read(ctx, offset, maxBytes, minOne)
 }
 
 // errDiskFull refuses produce while the data directory's file system is

@@ -71,11 +71,11 @@ func FuzzRemoteRead(f *testing.F) {
 		rl.ms.m, rl.ms.loaded = &Manifest{Segments: []Segment{s}}, true
 		res, err := rl.Read(ctx, offset, 1<<20, true)
 		if err == nil {
-			used, ierr := batch.Iterate(res.Records, func(_ batch.Header, raw []byte) error {
+			used, ierr := batch.Iterate(res.Bytes(), func(_ batch.Header, raw []byte) error {
 				_, verr := batch.Validate(raw)
 				return verr
 			})
-			if ierr != nil || used != len(res.Records) {
+			if ierr != nil || used != len(res.Bytes()) {
 				t.Fatalf("served bytes that are not whole valid batches: %v", ierr)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"testing"
 	"time"
 
@@ -87,8 +88,8 @@ func TestReadEveryOffset(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Read(%d, %d): %v", o, maxBytes, err)
 					}
-					if !bytes.Equal(got.Records, want) || got.NextOffset != wantNext {
-						t.Fatalf("Read(%d, %d): %d bytes next %d, want %d bytes next %d", o, maxBytes, len(got.Records), got.NextOffset, len(want), wantNext)
+					if !bytes.Equal(got.Bytes(), want) || got.NextOffset != wantNext {
+						t.Fatalf("Read(%d, %d): %d bytes next %d, want %d bytes next %d", o, maxBytes, len(got.Bytes()), got.NextOffset, len(want), wantNext)
 					}
 				}
 			}
@@ -130,9 +131,9 @@ func TestReadKIP74(t *testing.T) {
 			want = append(want, b.raw...)
 			wantNext = b.next
 		}
-		if !bytes.Equal(got.Records, want) || got.NextOffset != wantNext {
+		if !bytes.Equal(got.Bytes(), want) || got.NextOffset != wantNext {
 			t.Errorf("maxBytes %d minOne %v: %d bytes next %d, want %d batches (%d bytes) next %d",
-				tc.maxBytes, tc.minOne, len(got.Records), got.NextOffset, tc.batches, len(want), wantNext)
+				tc.maxBytes, tc.minOne, len(got.Bytes()), got.NextOffset, tc.batches, len(want), wantNext)
 		}
 	}
 }
@@ -174,7 +175,7 @@ func TestReadOutsideTheRemoteLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, _ := f.expected(start, 1<<20, true); !bytes.Equal(got.Records, want) {
+	if want, _ := f.expected(start, 1<<20, true); !bytes.Equal(got.Bytes(), want) {
 		t.Fatal("read at the new start differs")
 	}
 	// Moving the start back is a no-op.
@@ -232,8 +233,8 @@ func TestReadCorruptObjects(t *testing.T) {
 			corrupt(t, f.store, tc.key(&f.up[0]), func(b []byte) int { return tc.at(f.segs[0], b) })
 			r := f.reader(t, Config{ChunkBytes: 512})
 			got, err := r.Read(testContext(t), tc.read(f.segs[0]), 1<<20, true)
-			if !errors.Is(err, ErrCorrupt) || got.Records != nil {
-				t.Fatalf("read over a corrupt object: %d bytes, err %v; want ErrCorrupt and no bytes", len(got.Records), err)
+			if !errors.Is(err, ErrCorrupt) || got.Pieces != nil {
+				t.Fatalf("read over a corrupt object: %d bytes, err %v; want ErrCorrupt and no bytes", len(got.Bytes()), err)
 			}
 		})
 	}
@@ -250,8 +251,8 @@ func TestReadCorruptObjects(t *testing.T) {
 		putObject(t, f.store, f.up[0].LogKey(), b[:len(b)-100])
 		last := f.segs[0].batches[19].base
 		got, err := f.reader(t, Config{}).Read(testContext(t), last, 1<<20, true)
-		if err == nil || got.Records != nil {
-			t.Fatalf("read past the end of a truncated object: %d bytes, err %v", len(got.Records), err)
+		if err == nil || got.Pieces != nil {
+			t.Fatalf("read past the end of a truncated object: %d bytes, err %v", len(got.Bytes()), err)
 		}
 	})
 	t.Run("missing log object", func(t *testing.T) {
@@ -277,20 +278,20 @@ func TestReadStoreErrorsAreNotCached(t *testing.T) {
 	}
 	o := f.segs[0].batches[10].base
 	fault.SetOutage(true)
-	if got, err := r.Read(ctx, o, 1<<20, true); err == nil || got.Records != nil {
-		t.Fatalf("read during an outage: %d bytes, %v", len(got.Records), err)
+	if got, err := r.Read(ctx, o, 1<<20, true); err == nil || got.Pieces != nil {
+		t.Fatalf("read during an outage: %d bytes, %v", len(got.Bytes()), err)
 	}
 	fault.SetOutage(false)
 	fault.TruncateNextGets(3, 100)
-	if got, err := r.Read(ctx, o, 1<<20, true); err == nil || got.Records != nil {
-		t.Fatalf("read over a cut body: %d bytes, %v", len(got.Records), err)
+	if got, err := r.Read(ctx, o, 1<<20, true); err == nil || got.Pieces != nil {
+		t.Fatalf("read over a cut body: %d bytes, %v", len(got.Bytes()), err)
 	}
 	fault.TruncateNextGets(0, 0)
 	got, err := r.Read(ctx, o, 1<<20, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, _ := f.expected(o, 1<<20, true); !bytes.Equal(got.Records, want) {
+	if want, _ := f.expected(o, 1<<20, true); !bytes.Equal(got.Bytes(), want) {
 		t.Fatal("read after the outage differs")
 	}
 }
@@ -309,7 +310,7 @@ func TestReadPrefetchesAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := (int64(len(got.Records)) - 1) / 2048
+	last := (int64(len(got.Bytes())) - 1) / 2048
 	deadline := time.Now().Add(10 * time.Second)
 	for j := last + 1; j <= last+3; j++ {
 		for !tier.cache.Contains(chunkKey(f.up[0].LogKey(), j)) {
@@ -395,5 +396,55 @@ func TestOffsetForTimestamp(t *testing.T) {
 	}
 	if _, _, _, err := r.OffsetForTimestamp(ctx, 0); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("time lookup over a renumbered batch: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestValidatePieces cuts valid batches into pieces at every position (and
+// at random sets of positions) and checks that they validate, and that a
+// flipped byte anywhere in a batch's checked bytes is caught wherever the
+// cuts fall.
+func TestValidatePieces(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	seg := buildSegment(t, 0, rng, randomSpecs(rng, 4))
+	data := seg.data
+	ok := func(ps [][]byte) error {
+		return validatePieces(ps, func(_ batch.Header, err error) error { return err })
+	}
+	cut := func(b []byte, at []int) [][]byte {
+		var ps [][]byte
+		prev := 0
+		for _, a := range at {
+			ps = append(ps, b[prev:a])
+			prev = a
+		}
+		return append(ps, b[prev:])
+	}
+	for i := 0; i <= len(data); i++ {
+		if err := ok(cut(data, []int{i})); err != nil {
+			t.Fatalf("cut at %d: %v", i, err)
+		}
+	}
+	for trial := 0; trial < 200; trial++ {
+		n := 1 + rng.IntN(20)
+		at := make([]int, n)
+		for i := range at {
+			at[i] = rng.IntN(len(data) + 1)
+		}
+		sort.Ints(at)
+		if err := ok(cut(data, at)); err != nil {
+			t.Fatalf("cuts at %v: %v", at, err)
+		}
+		// Corrupt one byte covered by the CRC (after the CRC field).
+		bad := bytes.Clone(data)
+		b := seg.batches[rng.IntN(len(seg.batches))]
+		pos := int(b.pos) + 21 + rng.IntN(len(b.raw)-21)
+		bad[pos] ^= 0x40
+		if err := ok(cut(bad, at)); err == nil {
+			t.Fatalf("flipped byte %d with cuts at %v: not detected", pos, at)
+		}
+	}
+	// A batch cut short is an error, not a silent end.
+	if err := ok(cut(data[:len(data)-1], []int{len(data) / 2})); !errors.Is(err, batch.ErrShort) {
+		t.Fatalf("truncated: %v, want ErrShort", err)
 	}
 }

@@ -1,6 +1,7 @@
 package tiering
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -263,13 +264,15 @@ func (r *RemoteLog) prefetch(seg *Segment, i int64) {
 	}
 }
 
-// readAt copies n bytes at pos of the segment's log object.
-func (r *RemoteLog) readAt(ctx context.Context, seg *Segment, pos int64, n int64) ([]byte, error) {
+// pieces returns the n bytes at pos of the segment's log object as slices
+// of the cached chunks, without copying them. The slices are shared with
+// the cache and must not be modified.
+func (r *RemoteLog) pieces(ctx context.Context, seg *Segment, pos int64, n int64) ([][]byte, error) {
 	if pos < 0 || n < 0 || pos+n > seg.Size {
 		return nil, fmt.Errorf("%w: range [%d,+%d) outside %s (%d bytes)", ErrCorrupt, pos, n, seg.LogKey(), seg.Size)
 	}
-	out := make([]byte, 0, n)
 	size := r.t.cfg.ChunkBytes
+	out := make([][]byte, 0, n/size+2)
 	for n > 0 {
 		i := pos / size
 		c, err := r.chunk(ctx, seg, i)
@@ -281,11 +284,24 @@ func (r *RemoteLog) readAt(ctx context.Context, seg *Segment, pos int64, n int64
 		if take <= 0 {
 			return nil, fmt.Errorf("%w: short chunk %d of %s", ErrCorrupt, i, seg.LogKey())
 		}
-		out = append(out, c[within:within+take]...)
+		out = append(out, c[within:within+take:within+take])
 		pos += take
 		n -= take
 	}
 	return out, nil
+}
+
+// readAt returns n bytes at pos of the segment's log object: a slice of a
+// cached chunk when they lie in one (read-only), or else a copy.
+func (r *RemoteLog) readAt(ctx context.Context, seg *Segment, pos int64, n int64) ([]byte, error) {
+	ps, err := r.pieces(ctx, seg, pos, n)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) == 1 {
+		return ps[0], nil
+	}
+	return bytes.Join(ps, nil), nil
 }
 
 // smallObject reads a whole small object (an index) through the cache.
@@ -364,9 +380,29 @@ func (r *RemoteLog) seek(ctx context.Context, seg *Segment, offset int64) (int64
 
 // ReadResult is a remote read.
 type ReadResult struct {
-	// Records are whole, CRC-checked batches.
-	Records    []byte
+	// Pieces are whole, CRC-checked batches, in order: slices of the
+	// cached chunks, so that a fetch writes them to the socket without a
+	// copy. They are shared and must not be modified.
+	Pieces     [][]byte
 	NextOffset int64
+}
+
+// Len is the number of record bytes read.
+func (r ReadResult) Len() int {
+	n := 0
+	for _, p := range r.Pieces {
+		n += len(p)
+	}
+	return n
+}
+
+// Bytes returns the records as one slice (a copy when there are several
+// pieces).
+func (r ReadResult) Bytes() []byte {
+	if len(r.Pieces) == 1 {
+		return r.Pieces[0]
+	}
+	return bytes.Join(r.Pieces, nil)
 }
 
 // Read returns the batches from the one holding offset, up to maxBytes
@@ -418,19 +454,70 @@ func (r *RemoteLog) Read(ctx context.Context, offset int64, maxBytes int, minOne
 		return ReadResult{NextOffset: offset}, nil
 	}
 	r.prefetch(seg, (end-1)/r.t.cfg.ChunkBytes)
-	b, err := r.readAt(ctx, seg, start, end-start)
+	ps, err := r.pieces(ctx, seg, start, end-start)
 	if err != nil {
 		return ReadResult{}, err
 	}
-	if _, err := batch.Iterate(b, func(h batch.Header, raw []byte) error {
-		if _, err := batch.Validate(raw); err != nil {
-			return fmt.Errorf("%w: %s batch at offset %d: %v", ErrCorrupt, seg.LogKey(), h.BaseOffset, err)
-		}
-		return nil
+	if err := validatePieces(ps, func(h batch.Header, err error) error {
+		return fmt.Errorf("%w: %s batch at offset %d: %v", ErrCorrupt, seg.LogKey(), h.BaseOffset, err)
 	}); err != nil {
 		return ReadResult{}, err
 	}
-	return ReadResult{Records: b, NextOffset: next}, nil
+	return ReadResult{Pieces: ps, NextOffset: next}, nil
+}
+
+// validatePieces checks the CRC and header of every batch in ps, which
+// hold whole batches back to back. A batch is checked in place when it
+// lies in one piece; one that spans pieces is assembled once to be checked.
+func validatePieces(ps [][]byte, fail func(batch.Header, error) error) error {
+	var carry []byte // a batch begun in an earlier piece
+	for _, p := range ps {
+		for len(p) > 0 {
+			if len(carry) == 0 {
+				if len(p) >= batch.HeaderSize {
+					h, err := batch.ParseHeader(p)
+					if err != nil {
+						return fail(h, err)
+					}
+					if h.Size() <= len(p) {
+						if _, err := batch.Validate(p[:h.Size()]); err != nil {
+							return fail(h, err)
+						}
+						p = p[h.Size():]
+						continue
+					}
+				}
+				carry = append(carry, p...)
+				break
+			}
+			// Complete the carried batch: its header first, then the rest.
+			if len(carry) < batch.HeaderSize {
+				take := min(batch.HeaderSize-len(carry), len(p))
+				carry = append(carry, p[:take]...)
+				p = p[take:]
+				continue
+			}
+			h, err := batch.ParseHeader(carry)
+			if err != nil {
+				return fail(h, err)
+			}
+			take := min(h.Size()-len(carry), len(p))
+			carry = append(carry, p[:take]...)
+			p = p[take:]
+			if len(carry) < h.Size() {
+				continue // p is used up; the batch goes on in the next piece
+			}
+			if _, err := batch.Validate(carry); err != nil {
+				return fail(h, err)
+			}
+			carry = carry[:0]
+		}
+	}
+	if len(carry) > 0 {
+		h, _ := batch.ParseHeader(carry)
+		return fail(h, fmt.Errorf("%w: %d bytes of a batch left over", batch.ErrShort, len(carry)))
+	}
+	return nil
 }
 
 // OffsetForTimestamp finds the first record with a timestamp at or after

@@ -34,8 +34,10 @@ type FetchTopic struct {
 // are Bytes followed by the File range, either of which may be empty.
 type FetchPartition struct {
 	Meta kmsg.FetchResponseTopicPartition
-	// Bytes are in-memory record batches (the remote read path).
-	Bytes []byte
+	// Bytes are in-memory record batches (the remote read path), in
+	// pieces that are written back to back with one writev, so that
+	// slices of cached chunks go out without being joined first.
+	Bytes [][]byte
 	// File is a range of a segment file (the hot path).
 	File    *os.File
 	FileOff int64
@@ -45,7 +47,13 @@ type FetchPartition struct {
 }
 
 // RecordsLen is the length of the partition's record set.
-func (p *FetchPartition) RecordsLen() int64 { return int64(len(p.Bytes)) + p.FileLen }
+func (p *FetchPartition) RecordsLen() int64 {
+	n := p.FileLen
+	for _, b := range p.Bytes {
+		n += int64(len(b))
+	}
+	return n
+}
 
 // Frame encodes the response. Between the file ranges, the fixed fields
 // are gathered into buffers that the writer sends with one writev.
@@ -122,7 +130,9 @@ func (r *FetchResponse) encode(f *Frame) []byte {
 			}
 			if len(p.Bytes) > 0 {
 				f.Bytes(b)
-				f.Bytes(p.Bytes)
+				for _, piece := range p.Bytes {
+					f.Bytes(piece)
+				}
 				b = make([]byte, 0, 128)
 			}
 			if p.FileLen > 0 {

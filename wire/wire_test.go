@@ -63,14 +63,14 @@ func TestFetchResponseMatchesKmsg(t *testing.T) {
 					switch rng.Intn(4) {
 					case 0: // empty
 					case 1:
-						p.Bytes = fileBytes[:100]
-						records = p.Bytes
+						p.Bytes = [][]byte{fileBytes[:30], fileBytes[30:100]}
+						records = fileBytes[:100]
 					case 2:
 						off, n := int64(rng.Intn(1000)), int64(rng.Intn(3000)+1)
 						p.File, p.FileOff, p.FileLen = file, off, n
 						records = fileBytes[off : off+n]
 					case 3:
-						p.Bytes = fileBytes[10:20]
+						p.Bytes = [][]byte{fileBytes[10:20]}
 						p.File, p.FileOff, p.FileLen = file, 20, 50
 						records = fileBytes[10:70]
 					}
