@@ -25,9 +25,17 @@ type Config struct {
 	MaxBytes int64
 	// PrefetchWorkers bounds the loads running in the background.
 	PrefetchWorkers int
+	// WindowBytes is the part of MaxBytes kept in recency order ahead of
+	// ristretto's frequency-based admission; zero means half of MaxBytes.
+	// A reader catching up behind another one at the same partition hits
+	// while it trails by less than this: beyond it, chunks must win
+	// ristretto's admission against chunks that were read more often
+	// (by both readers) and are no longer needed.
+	WindowBytes int64
 }
 
-// DefaultConfig returns a 256 MiB cache with four prefetch workers.
+// DefaultConfig returns a 256 MiB cache, half of it the recency window,
+// with four prefetch workers.
 func DefaultConfig() Config { return Config{MaxBytes: 256 << 20, PrefetchWorkers: 4} }
 
 // Loader fetches the bytes a key names.
@@ -74,6 +82,7 @@ type Cache struct {
 type entry struct {
 	b          []byte
 	prefetched bool
+	hot        bool // moved to the front of the window on every read
 }
 
 // call is one load shared by everyone who asked for the key meanwhile.
@@ -92,9 +101,13 @@ func New(cfg Config) (*Cache, error) {
 		win: list.New(), winIdx: map[string]*list.Element{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.MaxBytes > 0 {
-		// A quarter of the budget for the window: room for the chunks a
-		// few sequential readers are on, and their prefetches.
-		c.winMax = max(cfg.MaxBytes/4, 1)
+		// Half of the budget by default: remote chunks are mostly read
+		// by consumers catching up in offset order, for whom recency is
+		// what predicts the next read.
+		c.winMax = cfg.WindowBytes
+		if c.winMax <= 0 || c.winMax > cfg.MaxBytes {
+			c.winMax = max(cfg.MaxBytes/2, 1)
+		}
 		// ristretto wants about ten counters per item it may hold; chunks
 		// are rarely below 64 KiB.
 		counters := max(cfg.MaxBytes/(64<<10)*10, 1000)
@@ -124,8 +137,26 @@ func (c *Cache) Close() {
 
 // Get returns the bytes for key, calling load on a miss. Concurrent misses
 // for one key share one load. The returned slice must not be modified.
+//
+// Get suits data read in order, such as segment chunks: a new entry stays
+// in the window for one turn of it, however often it is read meanwhile.
 func (c *Cache) Get(ctx context.Context, key string, load Loader) ([]byte, error) {
+	return c.get(ctx, key, load, false)
+}
+
+// GetHot is Get for an entry read again and again over time, such as a
+// segment's offset index: every read moves it to the front of the window,
+// so it stays cached for as long as it is in use.
+func (c *Cache) GetHot(ctx context.Context, key string, load Loader) ([]byte, error) {
+	return c.get(ctx, key, load, true)
+}
+
+func (c *Cache) get(ctx context.Context, key string, load Loader, hot bool) ([]byte, error) {
 	if e, ok := c.winGet(key); ok {
+		// Let ristretto's frequency sketch see the read too, as W-TinyLFU
+		// counts every access: an entry read often while in the window
+		// stands a better chance of admission when it leaves.
+		c.rc.Get(key)
 		c.hits.Add(1)
 		if e.prefetched {
 			c.prefetchHits.Add(1)
@@ -149,7 +180,7 @@ func (c *Cache) Get(ctx context.Context, key string, load Loader) ([]byte, error
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.run(key, cl, load, false)
+			c.run(key, cl, load, false, hot)
 		}()
 	}
 	select {
@@ -188,8 +219,14 @@ func (c *Cache) winGet(key string) (entry, bool) {
 	if !ok {
 		return entry{}, false
 	}
-	c.win.MoveToFront(el)
-	return el.Value.(*winItem).e, true
+	// Only hot entries move to the front. For the rest the window is first
+	// in, first out, so that it holds the chunks loaded last, not the ones
+	// a trailing reader has just finished with.
+	e := el.Value.(*winItem).e
+	if e.hot {
+		c.win.MoveToFront(el)
+	}
+	return e, true
 }
 
 // winPut adds a freshly loaded entry to the window; entries pushed out of
@@ -215,6 +252,11 @@ func (c *Cache) winPut(key string, e entry) {
 	for _, it := range out {
 		c.rc.Set(it.key, it.e, int64(len(it.e.b)))
 	}
+	if len(out) > 0 {
+		// ristretto applies sets asynchronously: wait, so that an entry
+		// is never in neither place and read from the store again.
+		c.rc.Wait()
+	}
 }
 
 // Prefetch loads key in the background unless it is cached or already
@@ -239,7 +281,7 @@ func (c *Cache) Prefetch(key string, load Loader) {
 	go func() {
 		defer c.wg.Done()
 		defer func() { <-c.sem }()
-		c.run(key, cl, load, true)
+		c.run(key, cl, load, true, false)
 	}()
 }
 
@@ -254,7 +296,7 @@ func (c *Cache) join(key string) (*call, bool) {
 	return cl, true
 }
 
-func (c *Cache) run(key string, cl *call, load Loader, prefetched bool) {
+func (c *Cache) run(key string, cl *call, load Loader, prefetched, hot bool) {
 	b, err := load(c.ctx)
 	if err == nil && b == nil {
 		err = errors.New("cache: loader returned no bytes")
@@ -265,7 +307,7 @@ func (c *Cache) run(key string, cl *call, load Loader, prefetched bool) {
 	} else {
 		c.loadBytes.Add(int64(len(b)))
 		if c.rc != nil {
-			c.winPut(key, entry{b: b, prefetched: prefetched})
+			c.winPut(key, entry{b: b, prefetched: prefetched, hot: hot})
 		}
 	}
 	cl.b, cl.err = b, err

@@ -306,7 +306,7 @@ func (r *RemoteLog) readAt(ctx context.Context, seg *Segment, pos int64, n int64
 
 // smallObject reads a whole small object (an index) through the cache.
 func (r *RemoteLog) smallObject(ctx context.Context, key string) ([]byte, error) {
-	return r.t.cache.Get(ctx, key, func(ctx context.Context) ([]byte, error) {
+	return r.t.cache.GetHot(ctx, key, func(ctx context.Context) ([]byte, error) {
 		rc, _, err := r.t.store.Get(ctx, key)
 		if err != nil {
 			return nil, err
