@@ -139,7 +139,11 @@ func (p *partition) advanceHWLocked() {
 	hw := p.repl.HighWatermark(p.log.EndOffset())
 	if hw > p.hw.Load() {
 		p.hw.Store(hw)
-		p.wake()
+		// Consumers and acks=all produces wait for this. Parked follower
+		// fetches do not: they wait for bytes past their offset, and learn
+		// the watermark with them, as in Kafka. Waking them here would
+		// only make each re-read and park again.
+		p.wakeWaiters()
 	}
 }
 
@@ -236,6 +240,18 @@ func (p *partition) wakeFollowers() {
 	p.waitMu.Unlock()
 }
 
+// wakeWaiters signals the parked consumer fetches and acks=all produces.
+func (p *partition) wakeWaiters() {
+	p.waitMu.Lock()
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	p.waitMu.Unlock()
+}
+
 // wait registers ch to be signalled when the log or high watermark moves.
 func (p *partition) addWaiter(ch chan struct{}) {
 	p.waitMu.Lock()
@@ -257,20 +273,8 @@ func (p *partition) removeWaiter(ch chan struct{}) {
 // produces wait on the high watermark; followers are woken too, for the
 // events (deletions, leadership) that concern everyone.
 func (p *partition) wake() {
-	p.waitMu.Lock()
-	for ch := range p.followerWaiters {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	for ch := range p.waiters {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	p.waitMu.Unlock()
+	p.wakeFollowers()
+	p.wakeWaiters()
 }
 
 // snapshotProducers writes the producer state at the log end. It runs
