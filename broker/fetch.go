@@ -243,10 +243,12 @@ func (f *fetch) read(ctx context.Context) (fetchResponse, int64, bool) {
 			case rf.err != nil:
 				part.Meta.ErrorCode = errCode(f.b.logger, rf.err)
 			case rf.records.Len() == 0:
-			case total == 0 || total+int64(rf.records.Len()) <= int64(f.maxBytes):
-				part.Bytes = rf.records.Pieces
-				total += int64(rf.records.Len())
-				out.topicBytes[rf.topic] += int64(rf.records.Len())
+			default:
+				if n := int64(rf.records.Len()); total == 0 || total+n <= int64(f.maxBytes) {
+					part.Bytes = rf.records.Pieces
+					total += n
+					out.topicBytes[rf.topic] += n
+				}
 			}
 		}
 	}

@@ -25,13 +25,6 @@ type Config struct {
 	MaxBytes int64
 	// PrefetchWorkers bounds the loads running in the background.
 	PrefetchWorkers int
-	// WindowBytes is the part of MaxBytes kept in recency order ahead of
-	// ristretto's frequency-based admission; zero means half of MaxBytes.
-	// A reader catching up behind another one at the same partition hits
-	// while it trails by less than this: beyond it, chunks must win
-	// ristretto's admission against chunks that were read more often
-	// (by both readers) and are no longer needed.
-	WindowBytes int64
 }
 
 // DefaultConfig returns a 256 MiB cache, half of it the recency window,
@@ -101,13 +94,13 @@ func New(cfg Config) (*Cache, error) {
 		win: list.New(), winIdx: map[string]*list.Element{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.MaxBytes > 0 {
-		// Half of the budget by default: remote chunks are mostly read
-		// by consumers catching up in offset order, for whom recency is
-		// what predicts the next read.
-		c.winMax = cfg.WindowBytes
-		if c.winMax <= 0 || c.winMax > cfg.MaxBytes {
-			c.winMax = max(cfg.MaxBytes/2, 1)
-		}
+		// Half of the budget: remote chunks are mostly read by consumers
+		// catching up in offset order, for whom recency is what predicts
+		// the next read. A reader trailing another on the same partition
+		// hits while it trails by less than the window; beyond it, chunks
+		// must win ristretto's admission against chunks read more often
+		// (by both readers) and no longer needed.
+		c.winMax = max(cfg.MaxBytes/2, 1)
 		// ristretto wants about ten counters per item it may hold; chunks
 		// are rarely below 64 KiB.
 		counters := max(cfg.MaxBytes/(64<<10)*10, 1000)
