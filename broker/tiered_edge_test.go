@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"github.com/tiercel/tiercel/internal/bucketcheck"
+
 	"context"
 	"fmt"
 	"io"
@@ -213,7 +215,7 @@ func TestTieredRetentionEmptyingTheRemoteLogUploadsNothingAgain(t *testing.T) {
 	old := time.Now().Add(-2 * time.Hour)
 	recs := make([]*kgo.Record, 300)
 	for i := range recs {
-		recs[i] = &kgo.Record{Topic: "expire", Value: tieredValue(5, i, 200), Timestamp: old}
+		recs[i] = &kgo.Record{Topic: "expire", Value: bucketcheck.Value(5, i, 200), Timestamp: old}
 	}
 	produceSync(t, cl, recs...)
 	_, p := tb.B.lookup("expire", 0)
@@ -370,7 +372,7 @@ func TestTieredRestoreAfterRetentionEmptiedTheRemoteLog(t *testing.T) {
 	old := time.Now().Add(-2 * time.Hour)
 	recs := make([]*kgo.Record, 300)
 	for i := range recs {
-		recs[i] = &kgo.Record{Topic: "expired", Value: tieredValue(6, i, 200), Timestamp: old}
+		recs[i] = &kgo.Record{Topic: "expired", Value: bucketcheck.Value(6, i, 200), Timestamp: old}
 	}
 	produceSync(t, cl, recs...)
 	_, p := tb.B.lookup("expired", 0)

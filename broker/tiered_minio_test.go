@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"github.com/tiercel/tiercel/internal/bucketcheck"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -196,7 +198,7 @@ func TestTieredMinIORoundTrip(t *testing.T) {
 				time.Sleep(ahead)
 			}
 		}
-		cl.Produce(ctx, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: tieredValue(seed, i, recSize)}, func(_ *kgo.Record, err error) {
+		cl.Produce(ctx, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: bucketcheck.Value(seed, i, recSize)}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.CompareAndSwap(nil, err)
 			}
@@ -260,7 +262,7 @@ func TestTieredMinIORoundTrip(t *testing.T) {
 			t.Fatalf("%s: record %d read twice (partition %d offset %d)", what, i, p, off)
 		}
 		seen[i] = true
-		if !bytes.Equal(value, tieredValue(seed, i, recSize)) {
+		if !bytes.Equal(value, bucketcheck.Value(seed, i, recSize)) {
 			t.Fatalf("%s: partition %d offset %d (record %d): value differs from what was produced", what, p, off, i)
 		}
 		got++
@@ -324,12 +326,12 @@ func TestTieredMinIORoundTrip(t *testing.T) {
 	t.Logf("kcat read %d records from offset 0 in %v (%.1f MB/s)", got, took.Round(time.Millisecond), float64(total)/took.Seconds()/1e6)
 
 	// The bucket, checked independently: layout, manifests, CRCs, offsets.
-	bucket := checkBucket(t, srv.Client(), srv.Bucket, "rt/cluster")
+	bucket := bucketcheck.MustCheck(t, srv.Client(), srv.Bucket, "rt/cluster")
 	for i := int32(0); i < parts; i++ {
-		bp := bucketPartitionOf(t, bucket, topic, i)
+		bp := bucketcheck.PartitionOf(t, bucket, topic, i)
 		_, p := tb.B.lookup(topic, i)
-		if bp.Manifest.start() != 0 || bp.Manifest.next() != p.remoteNext() {
-			t.Fatalf("partition %d: bucket manifest covers [%d, %d), broker says remote end %d", i, bp.Manifest.start(), bp.Manifest.next(), p.remoteNext())
+		if bp.Manifest.Start() != 0 || bp.Manifest.Next() != p.remoteNext() {
+			t.Fatalf("partition %d: bucket manifest covers [%d, %d), broker says remote end %d", i, bp.Manifest.Start(), bp.Manifest.Next(), p.remoteNext())
 		}
 	}
 }

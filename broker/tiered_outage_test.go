@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"github.com/tiercel/tiercel/internal/bucketcheck"
+
 	"context"
 	"fmt"
 	"strconv"
@@ -102,7 +104,7 @@ func startOutageLoad(t *testing.T, tb *testBroker, rate float64) *outageLoad {
 				}
 			}
 			lp.issued.Add(1)
-			cl.Produce(context.Background(), &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: tieredValue(outageSeed, i, outageRecSize)},
+			cl.Produce(context.Background(), &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: bucketcheck.Value(outageSeed, i, outageRecSize)},
 				func(r *kgo.Record, err error) {
 					lp.mu.Lock()
 					defer lp.mu.Unlock()
@@ -296,7 +298,7 @@ func outageCheckAcked(t *testing.T, tb *testBroker, acked map[int]outageAck) {
 				probes++
 			case !ok:
 				t.Fatalf("partition %d offset %d: not an acknowledged record (%q)", p, r.Offset, r.Key)
-			case string(r.Key) != strconv.Itoa(i) || string(r.Value) != string(tieredValue(outageSeed, i, outageRecSize)):
+			case string(r.Key) != strconv.Itoa(i) || string(r.Value) != string(bucketcheck.Value(outageSeed, i, outageRecSize)):
 				t.Fatalf("partition %d offset %d: holds %q, acknowledged there was record %d", p, r.Offset, r.Key, i)
 			default:
 				found++
@@ -315,11 +317,11 @@ func TestTieredMinIOStoppedUnderLoad(t *testing.T) {
 	srv := testenv.MinIODedicated(t)
 	tb := outageBroker(t, tieredS3Store(t, srv, "outage"))
 	runOutage(t, tb, 60*time.Second, func() { srv.Stop(t) }, func() { srv.Start(t) })
-	parts := checkBucket(t, srv.Client(), srv.Bucket, "outage")
+	parts := bucketcheck.MustCheck(t, srv.Client(), srv.Bucket, "outage")
 	for i := int32(0); i < outageParts; i++ {
 		_, p := tb.B.lookup(outageTopic, i)
-		if bp := bucketPartitionOf(t, parts, outageTopic, i); bp.Manifest.next() != p.remoteNext() || bp.Manifest.start() != 0 {
-			t.Fatalf("partition %d: bucket has [%d, %d), broker remote end %d", i, bp.Manifest.start(), bp.Manifest.next(), p.remoteNext())
+		if bp := bucketcheck.PartitionOf(t, parts, outageTopic, i); bp.Manifest.Next() != p.remoteNext() || bp.Manifest.Start() != 0 {
+			t.Fatalf("partition %d: bucket has [%d, %d), broker remote end %d", i, bp.Manifest.Start(), bp.Manifest.Next(), p.remoteNext())
 		}
 	}
 }
@@ -334,5 +336,5 @@ func TestTieredStoreFailingEverything(t *testing.T) {
 	if fault.Injected() == 0 {
 		t.Fatal("the fault wrapper injected nothing")
 	}
-	checkBucket(t, srv.Client(), srv.Bucket, "fault")
+	bucketcheck.MustCheck(t, srv.Client(), srv.Bucket, "fault")
 }

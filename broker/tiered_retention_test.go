@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"github.com/tiercel/tiercel/internal/bucketcheck"
+
 	"fmt"
 	"strconv"
 	"strings"
@@ -41,7 +43,7 @@ func tieredProduceN(t *testing.T, cl *kgo.Client, topic string, from, n int, see
 	t.Helper()
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
-		recs[i] = &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(from + i)), Value: tieredValue(seed, from+i, retRecSize), Timestamp: ts}
+		recs[i] = &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(from + i)), Value: bucketcheck.Value(seed, from+i, retRecSize), Timestamp: ts}
 	}
 	res := cl.ProduceSync(testCtx(t), recs...)
 	if err := res.FirstErr(); err != nil {
@@ -81,15 +83,15 @@ func tieredEarliest(t *testing.T, adm *kadm.Client, topic string) int64 {
 // bucketMatchesManifest waits until minio-go lists, under the partition's
 // directory, exactly the manifest and the objects it names, and checks
 // that the bucket's manifest is the broker's.
-func bucketMatchesManifest(t *testing.T, srv *testenv.MinIOServer, prefix, topic string, p *partition) *bucketPartition {
+func bucketMatchesManifest(t *testing.T, srv *testenv.MinIOServer, prefix, topic string, p *partition) *bucketcheck.Partition {
 	t.Helper()
-	var bp *bucketPartition
+	var bp *bucketcheck.Partition
 	var extra []string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		parts := checkBucket(t, srv.Client(), srv.Bucket, prefix)
-		bp = bucketPartitionOf(t, parts, topic, 0)
-		if extra = bp.unreferenced(); len(extra) == 0 {
+		parts := bucketcheck.MustCheck(t, srv.Client(), srv.Bucket, prefix)
+		bp = bucketcheck.PartitionOf(t, parts, topic, 0)
+		if extra = bp.Unreferenced(); len(extra) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -98,10 +100,10 @@ func bucketMatchesManifest(t *testing.T, srv *testenv.MinIOServer, prefix, topic
 		time.Sleep(100 * time.Millisecond)
 	}
 	m := p.remote.Manifest()
-	if bp.Manifest.start() != m.StartOffset() || bp.Manifest.next() != m.NextOffset() || len(bp.Manifest.Segments) != len(m.Segments) ||
+	if bp.Manifest.Start() != m.StartOffset() || bp.Manifest.Next() != m.NextOffset() || len(bp.Manifest.Segments) != len(m.Segments) ||
 		bp.Manifest.LogStartOffset != m.LogStartOffset {
 		t.Fatalf("bucket manifest [%d, %d) in %d segments, log start %d; broker's [%d, %d) in %d, log start %d",
-			bp.Manifest.start(), bp.Manifest.next(), len(bp.Manifest.Segments), bp.Manifest.LogStartOffset,
+			bp.Manifest.Start(), bp.Manifest.Next(), len(bp.Manifest.Segments), bp.Manifest.LogStartOffset,
 			m.StartOffset(), m.NextOffset(), len(m.Segments), m.LogStartOffset)
 	}
 	return bp
@@ -193,7 +195,7 @@ func TestTieredMinIORetention(t *testing.T) {
 			t.Fatalf("earliest %d, remote start %d, first segment in the bucket %d", e, m.StartOffset(), bp.Manifest.Segments[0].Base)
 		}
 		r := tieredFirstRecord(t, tb, topic, 0) // out of range: kgo resets to the start
-		if r.Offset != m.StartOffset() || string(r.Value) != string(tieredValue(1, int(r.Offset), retRecSize)) {
+		if r.Offset != m.StartOffset() || string(r.Value) != string(bucketcheck.Value(1, int(r.Offset), retRecSize)) {
 			t.Fatalf("first record %d (want %d)", r.Offset, m.StartOffset())
 		}
 		if code := tieredFetchCode(t, tb, topic, m.StartOffset()-1); code != kerr.OffsetOutOfRange.Code {

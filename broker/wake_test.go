@@ -4,8 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tiercel/tiercel/broker/replication"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tiercel/tiercel/broker/replication"
 )
 
 // TestWatermarkMoveWakesWaitersNotFollowers pins who a high-watermark move

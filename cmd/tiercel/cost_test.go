@@ -21,6 +21,7 @@ import (
 
 	"github.com/tiercel/tiercel/broker"
 	"github.com/tiercel/tiercel/broker/controller"
+	"github.com/tiercel/tiercel/internal/bucketcheck"
 	"github.com/tiercel/tiercel/internal/testenv"
 	"github.com/tiercel/tiercel/internal/testproc"
 	"github.com/tiercel/tiercel/tiering"
@@ -92,7 +93,7 @@ func (m minioBucket) objects(t *testing.T) map[string]int64 {
 
 func (m minioBucket) read(t *testing.T, key string) []byte {
 	t.Helper()
-	b, err := tieredGet(context.Background(), m.srv, m.prefix+key)
+	b, err := bucketcheck.Get(context.Background(), m.srv.Client(), m.srv.Bucket, m.prefix+key)
 	if err != nil {
 		if minio.ToErrorResponse(err).Code == "NoSuchKey" || strings.Contains(err.Error(), "does not exist") {
 			return nil
@@ -107,11 +108,10 @@ func (m minioBucket) read(t *testing.T, key string) []byte {
 func logBytesByTopic(objs map[string]int64) (bytes map[string]int64, count map[string]int) {
 	bytes, count = map[string]int64{}, map[string]int{}
 	for k, n := range objs {
-		m := tieredDirRE.FindStringSubmatch(k)
-		if m == nil || !strings.HasSuffix(k, ".log") {
+		dir, _, ok := bucketcheck.TopicDir(k)
+		if !ok || !strings.HasSuffix(k, ".log") {
 			continue
 		}
-		dir := m[1] + "-" + m[2]
 		bytes[dir] += n
 		count[dir]++
 	}
@@ -122,8 +122,8 @@ func logBytesByTopic(objs map[string]int64) (bytes map[string]int64, count map[s
 func objectBytesByTopic(objs map[string]int64) map[string]int64 {
 	out := map[string]int64{}
 	for k, n := range objs {
-		if m := tieredDirRE.FindStringSubmatch(k); m != nil {
-			out[m[1]+"-"+m[2]] += n
+		if dir, _, ok := bucketcheck.TopicDir(k); ok {
+			out[dir] += n
 		}
 	}
 	return out

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tiercel/tiercel/internal/bucketcheck"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -328,7 +330,7 @@ func produceTo(t *testing.T, addr, topic string, parts int32, configs map[string
 	}
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
-		recs[i] = &kgo.Record{Key: []byte(topic + "-" + string(rune('a'+i%26))), Value: tieredValue(seed, i, size)}
+		recs[i] = &kgo.Record{Key: []byte(topic + "-" + string(rune('a'+i%26))), Value: bucketcheck.Value(seed, i, size)}
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -337,11 +339,11 @@ func produceTo(t *testing.T, addr, topic string, parts int32, configs map[string
 
 // waitManifests waits until every partition of the topic has offloaded at
 // least min segments, reading the manifests from the store directory.
-func waitManifests(t *testing.T, storeDir, topic string, parts int32, minSegs int) map[int32]tieredManifest {
+func waitManifests(t *testing.T, storeDir, topic string, parts int32, minSegs int) map[int32]bucketcheck.Manifest {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got := map[int32]tieredManifest{}
+		got := map[int32]bucketcheck.Manifest{}
 		dirs, _ := filepath.Glob(filepath.Join(storeDir, "topics", topic+"-*"))
 		for _, dir := range dirs {
 			if len(filepath.Base(dir)) != len(topic)+1+22 {
@@ -352,7 +354,7 @@ func waitManifests(t *testing.T, storeDir, topic string, parts int32, minSegs in
 				if err != nil {
 					continue
 				}
-				var m tieredManifest
+				var m bucketcheck.Manifest
 				if err := json.Unmarshal(b, &m); err != nil {
 					t.Fatal(err)
 				}
@@ -435,10 +437,10 @@ func TestInspectStoreDocuments(t *testing.T) {
 			t.Fatalf("inspect manifest: exit %d %s", code, errOut)
 		}
 		var mj struct {
-			Object    objectJSON     `json:"object"`
-			TopicID   string         `json:"topicId"`
-			Partition int32          `json:"partition"`
-			Manifest  tieredManifest `json:"manifest"`
+			Object    objectJSON           `json:"object"`
+			TopicID   string               `json:"topicId"`
+			Partition int32                `json:"partition"`
+			Manifest  bucketcheck.Manifest `json:"manifest"`
 		}
 		if err := json.Unmarshal([]byte(out), &mj); err != nil {
 			t.Fatal(err)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tiercel/tiercel/internal/bucketcheck"
+
 	"context"
 	"io"
 	"net"
@@ -153,7 +155,7 @@ func TestTieredKill9DuringUpload(t *testing.T) {
 	acked := make([]int64, records) // record -> offset
 	recs := make([]*kgo.Record, 0, 1000)
 	for i := 0; i < records; i++ {
-		recs = append(recs, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: tieredValue(seed, i, recSize)})
+		recs = append(recs, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: bucketcheck.Value(seed, i, recSize)})
 		if len(recs) == cap(recs) || i == records-1 {
 			for _, r := range cl.ProduceSync(ctx, recs...) {
 				if r.Err != nil {
@@ -206,7 +208,7 @@ func TestTieredKill9DuringUpload(t *testing.T) {
 
 	// After the kill: every manifest entry (if any) is complete; what the
 	// upload left is unreferenced.
-	parts := tieredCheckBucket(t, srv, prefix)
+	parts := bucketcheck.MustCheck(t, srv.Client(), srv.Bucket, prefix)
 	tp := parts[topic+"/0"]
 	if tp == nil {
 		t.Fatal("the killed upload left nothing in the bucket: it was not in progress")
@@ -214,7 +216,7 @@ func TestTieredKill9DuringUpload(t *testing.T) {
 	if tp.Manifest != nil && len(tp.Manifest.Segments) > 0 {
 		t.Fatalf("a manifest entry was written for an upload that was killed: %+v", tp.Manifest.Segments)
 	}
-	orphans := tp.unreferenced()
+	orphans := tp.Unreferenced()
 	if len(orphans) < 3 {
 		t.Fatalf("orphans after the kill: %v; want the upload's small objects", orphans)
 	}
@@ -251,25 +253,25 @@ func TestTieredKill9DuringUpload(t *testing.T) {
 				left++
 			}
 		}
-		parts = tieredCheckBucket(t, srv, prefix)
+		parts = bucketcheck.MustCheck(t, srv.Client(), srv.Bucket, prefix)
 		tp = parts[topic+"/0"]
-		if left == 0 && tp != nil && tp.Manifest.next() > 0 && len(tp.unreferenced()) == 0 {
+		if left == 0 && tp != nil && tp.Manifest.Next() > 0 && len(tp.Unreferenced()) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of the killed upload's objects still there, manifest next %d, unreferenced %v",
-				left, tp.Manifest.next(), tp.unreferenced())
+				left, tp.Manifest.Next(), tp.Unreferenced())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("sweeper removed the orphans %v after the kill; segment uploaded again as [0, %d)",
-		time.Since(killedAt).Round(100*time.Millisecond), tp.Manifest.next())
+		time.Since(killedAt).Round(100*time.Millisecond), tp.Manifest.Next())
 
 	// Every acknowledged record is there.
 	got := tieredRead(t, proc.Addr, topic, 0, records)
 	for i, off := range acked {
 		r := got[off]
-		if r.Offset != off || string(r.Key) != strconv.Itoa(i) || string(r.Value) != string(tieredValue(seed, i, recSize)) {
+		if r.Offset != off || string(r.Key) != strconv.Itoa(i) || string(r.Value) != string(bucketcheck.Value(seed, i, recSize)) {
 			t.Fatalf("record %d acknowledged at offset %d: read back offset %d key %q", i, off, r.Offset, r.Key)
 		}
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tiercel/tiercel/internal/bucketcheck"
+
 	"context"
 	"fmt"
 	"os"
@@ -64,7 +66,7 @@ func TestTieredWipedDiskRestoresFromBucket(t *testing.T) {
 	acked := map[int32]map[int64]int{} // partition -> offset -> record
 	recs := make([]*kgo.Record, records)
 	for i := range recs {
-		recs[i] = &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: tieredValue(seed, i, recSize)}
+		recs[i] = &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: bucketcheck.Value(seed, i, recSize)}
 	}
 	for _, r := range cl.ProduceSync(ctx, recs...) {
 		if r.Err != nil {
@@ -85,21 +87,21 @@ func TestTieredWipedDiskRestoresFromBucket(t *testing.T) {
 
 	// Wait until offload has taken every sealed segment: the manifests in
 	// the bucket stop moving.
-	var bucket map[string]*tieredPartition
+	var bucket map[string]*bucketcheck.Partition
 	stable, last := 0, ""
 	for deadline := time.Now().Add(time.Minute); stable < 5; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("offload did not settle")
 		}
-		bucket = tieredCheckBucket(t, srv, prefix)
+		bucket = bucketcheck.MustCheck(t, srv.Client(), srv.Bucket, prefix)
 		state := ""
 		for p := int32(0); p < parts; p++ {
 			tp := bucket[fmt.Sprintf("%s/%d", topic, p)]
-			if tp == nil || tp.Manifest.next() <= 0 {
+			if tp == nil || tp.Manifest.Next() <= 0 {
 				state = "none"
 				break
 			}
-			state += fmt.Sprintf("%d,", tp.Manifest.next())
+			state += fmt.Sprintf("%d,", tp.Manifest.Next())
 		}
 		if state == last && state != "none" {
 			stable++
@@ -110,7 +112,7 @@ func TestTieredWipedDiskRestoresFromBucket(t *testing.T) {
 	remoteEnd := map[int32]int64{}
 	for p := int32(0); p < parts; p++ {
 		tp := bucket[fmt.Sprintf("%s/%d", topic, p)]
-		remoteEnd[p] = tp.Manifest.next()
+		remoteEnd[p] = tp.Manifest.Next()
 		end, _ := ends.Lookup(topic, p)
 		if remoteEnd[p] <= 0 || remoteEnd[p] >= end.Offset {
 			t.Fatalf("partition %d: remote end %d, log end %d: the test needs data on both sides", p, remoteEnd[p], end.Offset)
@@ -186,7 +188,7 @@ func TestTieredWipedDiskRestoresFromBucket(t *testing.T) {
 		recs := tieredRead(t, proc.Addr, topic, p, remoteEnd[p])
 		for j, r := range recs[:remoteEnd[p]] {
 			i, ok := acked[p][r.Offset]
-			if r.Offset != int64(j) || !ok || string(r.Key) != strconv.Itoa(i) || string(r.Value) != string(tieredValue(seed, i, recSize)) {
+			if r.Offset != int64(j) || !ok || string(r.Key) != strconv.Itoa(i) || string(r.Value) != string(bucketcheck.Value(seed, i, recSize)) {
 				t.Fatalf("partition %d: record %d (offset %d, key %q) differs from what was acknowledged there", p, j, r.Offset, r.Key)
 			}
 		}
