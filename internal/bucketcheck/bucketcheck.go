@@ -147,7 +147,7 @@ func Check(ctx context.Context, mc *minio.Client, bucket, prefix string) (map[st
 		rel := strings.TrimPrefix(obj.Key, prefix)
 		m := topicDirRE.FindStringSubmatch(rel)
 		if m == nil {
-			return nil, fmt.Errorf("object %q does not follow topics/<topic>-<topicId>/<partition>/...", obj.Key)
+			return nil, fmt.Errorf("object %q does not follow topics/<topic>-<topicId>/<partition>/<name>", obj.Key)
 		}
 		name := m[4]
 		if name != "manifest" && !objectKeyRE.MatchString(name) {
