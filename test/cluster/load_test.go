@@ -36,13 +36,20 @@ const (
 	failed
 )
 
+// recState holds no pointers (times are offsets from load.started), so a
+// load of millions of records costs the collector nothing to scan.
 type recState struct {
 	partition int32
 	status    recStatus
 	offset    int64
-	sentAt    time.Time
-	doneAt    time.Time
+	sent      time.Duration // since load.started
+	done      time.Duration // since load.started; 0 while pending
 }
+
+// recChunk is how many record states one chunk holds: the list grows by
+// chunks, never by copying what it holds (a copy under l.mu would stall
+// the producer and the callbacks, and be charged as latency).
+const recChunk = 1 << 16
 
 type loadOpts struct {
 	topic      string
@@ -70,9 +77,10 @@ type load struct {
 	cl      *kgo.Client
 	padding []byte
 
-	mu   sync.Mutex
-	recs []recState // by id
-	errs map[string]int
+	mu     sync.Mutex
+	chunks [][]recState // record id i is chunks[i/recChunk][i%recChunk]
+	n      int          // records started
+	errs   map[string]int
 
 	inflight chan struct{}
 	nAcked   atomic.Int64
@@ -149,14 +157,20 @@ func (l *load) run() {
 	if l.o.rate > 0 {
 		interval = time.Second / time.Duration(l.o.rate)
 	}
+	// One timer for the whole run: a timer per record would cost the
+	// client (which shares the machine with the brokers) more than the
+	// records do. Records already due are sent back to back.
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for id := 0; ; id++ {
 		if interval > 0 {
 			next := l.started.Add(time.Duration(id) * interval)
 			if d := time.Until(next); d > 0 {
+				timer.Reset(d)
 				select {
 				case <-l.stop:
 					return
-				case <-time.After(d):
+				case <-timer.C:
 				}
 			}
 		}
@@ -175,16 +189,20 @@ func (l *load) run() {
 		} else {
 			value = append(value, l.padding...)
 		}
-		now := time.Now()
+		sent := time.Since(l.started)
 		l.mu.Lock()
-		l.recs = append(l.recs, recState{partition: p, sentAt: now})
+		if l.n%recChunk == 0 {
+			l.chunks = append(l.chunks, make([]recState, recChunk))
+		}
+		l.chunks[l.n/recChunk][l.n%recChunk] = recState{partition: p, sent: sent}
+		l.n++
 		l.mu.Unlock()
 		rec := &kgo.Record{Topic: l.o.topic, Partition: p, Value: value}
 		l.cl.Produce(context.Background(), rec, func(r *kgo.Record, err error) {
-			at := time.Now()
+			at := time.Since(l.started)
 			l.mu.Lock()
-			s := &l.recs[id]
-			s.doneAt = at
+			s := &l.chunks[id/recChunk][id%recChunk]
+			s.done = at
 			if err == nil {
 				s.status, s.offset = acked, r.Offset
 			} else {
@@ -239,7 +257,11 @@ func (l *load) stopLoad(timeout time.Duration) {
 func (l *load) snapshot() []recState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]recState(nil), l.recs...)
+	out := make([]recState, 0, l.n)
+	for i, c := range l.chunks {
+		out = append(out, c[:min(recChunk, l.n-i*recChunk)]...)
+	}
+	return out
 }
 
 func (l *load) errorSummary() string {
@@ -256,12 +278,11 @@ func (l *load) errorSummary() string {
 // firstAckAfter returns when the first record of partition was
 // acknowledged at or after t, if any was.
 func (l *load) firstAckAfter(partition int32, t time.Time) (time.Time, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var best time.Time
-	for _, r := range l.recs {
-		if r.partition == partition && r.status == acked && !r.doneAt.Before(t) && (best.IsZero() || r.doneAt.Before(best)) {
-			best = r.doneAt
+	for _, r := range l.snapshot() {
+		done := l.started.Add(r.done)
+		if r.partition == partition && r.status == acked && !done.Before(t) && (best.IsZero() || done.Before(best)) {
+			best = done
 		}
 	}
 	return best, !best.IsZero()
@@ -446,7 +467,7 @@ func check(produced []recState, read map[int32][]readRec) checkReport {
 		switch {
 		case s.status == acked && seen[id] == 0:
 			r.Lost++
-			r.example("id %d (partition %d) acknowledged at offset %d at %s, not read back", id, s.partition, s.offset, s.doneAt.Format("15:04:05.000"))
+			r.example("id %d (partition %d) acknowledged at offset %d %v into the load, not read back", id, s.partition, s.offset, s.done.Round(time.Millisecond))
 		case s.status != acked && seen[id] > 0:
 			r.UnackedPresent++
 		}
