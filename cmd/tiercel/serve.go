@@ -65,6 +65,7 @@ type serveFlags struct {
 	s3Endpoint  string
 	s3Region    string
 	metrics     string
+	pprof       bool
 	gossip      string
 	join        string
 	logLevel    string
@@ -92,6 +93,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.gossip, "gossip-listen", "", "gossip `HOST:PORT` (TCP and UDP) for cluster membership; empty runs this broker alone")
 	fs.StringVar(&f.join, "join", "", "gossip addresses of other brokers to join, `HOST:PORT[,HOST:PORT...]`")
 	fs.StringVar(&f.metrics, "metrics-listen", "127.0.0.1:9644", "`HOST:PORT` serving Prometheus /metrics, /healthz and /readyz; empty to disable")
+	fs.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiles under /debug/pprof/ on --metrics-listen")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -129,6 +131,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		if _, _, err := net.SplitHostPort(f.metrics); err != nil {
 			return nil, usageErrorf("--metrics-listen: %v", err)
 		}
+	} else if f.pprof {
+		return nil, usageErrorf("--pprof needs --metrics-listen")
 	}
 	if f.gossip != "" {
 		if _, _, err := net.SplitHostPort(f.gossip); err != nil {
@@ -220,7 +224,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	tel, err := telemetry.New(ctx, telemetry.Config{NodeID: int32(f.nodeID), Logger: logger.With("component", "telemetry")})
+	tel, err := telemetry.New(ctx, telemetry.Config{NodeID: int32(f.nodeID), Logger: logger.With("component", "telemetry"), Pprof: f.pprof})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -39,6 +40,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Getenv reads the environment; nil means os.Getenv. Tests replace it.
 	Getenv func(string) string
+	// Pprof also serves Go's profiles under /debug/pprof/ (--pprof). Off
+	// by default: profiles reveal internals and cost CPU while taken.
+	Pprof bool
 }
 
 // Telemetry owns the providers and the HTTP endpoints.
@@ -48,6 +52,7 @@ type Telemetry struct {
 	shutdownTrace  func(context.Context) error
 	registry       *prometheus.Registry
 	logger         *slog.Logger
+	pprof          bool
 
 	ready  atomic.Bool
 	reason atomic.Value // string: why not ready
@@ -69,7 +74,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
-	t := &Telemetry{registry: prometheus.NewRegistry(), logger: cfg.Logger}
+	t := &Telemetry{registry: prometheus.NewRegistry(), logger: cfg.Logger, pprof: cfg.Pprof}
 	t.reason.Store("starting")
 	exp, err := otelprom.New(otelprom.WithRegisterer(t.registry), otelprom.WithoutScopeInfo())
 	if err != nil {
@@ -125,6 +130,13 @@ func (t *Telemetry) Handler() http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if t.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -555,6 +555,9 @@ func (b *broker) args() []string {
 	if lv := os.Getenv("TIERCEL_CLUSTER_LOG_LEVEL"); lv != "" {
 		args = append(args, "--log-level", lv)
 	}
+	if os.Getenv("TIERCEL_CLUSTER_PPROF") != "" {
+		args = append(args, "--pprof")
+	}
 	keys := slices.Sorted(maps.Keys(b.c.settings))
 	for _, k := range keys {
 		args = append(args, "--override", k+"="+b.c.settings[k])

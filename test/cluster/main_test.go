@@ -17,6 +17,8 @@
 //	TIERCEL_CLUSTER_SEED   seed of the fault schedule in TestRepeatedFaults
 //	TIERCEL_CLUSTER_LOGS   copy every broker's log into this directory
 //	TIERCEL_CLUSTER_LOG_LEVEL  the brokers' --log-level (default info)
+//	TIERCEL_CLUSTER_PPROF  =1 starts the brokers with --pprof (profiles on
+//	                       their metrics listeners)
 //	TIERCEL_CLUSTER_BENCH  =1 runs the benchmarks (TestBench*), which are
 //	                       otherwise skipped; see bench/cluster/run.sh
 package cluster_test
