@@ -103,10 +103,15 @@ type peers struct {
 // client returns a connection to broker id, at the address gossip gives.
 func (b *Broker) client(id int32) (*wire.Client, error) {
 	var addr string
-	for _, br := range b.liveBrokers() {
-		if br.ID == id {
-			addr = net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
+	if b.cfg.Gossip != nil {
+		// The per-fetch path: one member, no list (liveBrokers parses all).
+		if m, ok := b.cfg.Gossip.Member(id); ok {
+			if host, port, err := net.SplitHostPort(m.KafkaAddr); err == nil {
+				addr = net.JoinHostPort(host, port)
+			}
 		}
+	} else if id == b.cfg.NodeID {
+		addr = net.JoinHostPort(b.host, strconv.Itoa(int(b.port)))
 	}
 	if addr == "" {
 		return nil, fmt.Errorf("broker %d is not alive", id)

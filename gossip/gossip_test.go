@@ -72,6 +72,15 @@ func TestJoinEventsAndMetadata(t *testing.T) {
 	if ms[1].NodeID != 2 || ms[1].KafkaAddr != "127.0.0.1:9002" || ms[1].Rack != "r0" {
 		t.Fatalf("members %+v", ms)
 	}
+	// Member(id) agrees with the list (twice: the second comes from the memo).
+	for range 2 {
+		if m, ok := a.Member(2); !ok || m != ms[1] {
+			t.Fatalf("Member(2) = %+v, %v; want %+v", m, ok, ms[1])
+		}
+	}
+	if m, ok := a.Member(7); ok {
+		t.Fatalf("Member(7) = %+v, want none", m)
+	}
 	// Node 1 joined itself before the subscription.
 	joined := map[int32]bool{}
 	deadline := time.After(5 * time.Second)
