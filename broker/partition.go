@@ -52,6 +52,9 @@ type partition struct {
 	producers      *producerState
 	// repl tracks followers while this broker leads; nil otherwise.
 	repl *replication.Leader
+	// followHeaders is scratch for the batch headers of a follower
+	// append, reused under mu (one append at a time).
+	followHeaders []batch.Header
 
 	// hw is the high watermark: consumers read below it. It is written
 	// under mu and read without it.

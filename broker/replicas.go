@@ -55,7 +55,7 @@ func (f *followerReplica) Append(records []byte, leaderHW int64) error {
 		return errNotFollower
 	}
 	if len(records) > 0 {
-		var headers []batch.Header
+		headers := p.followHeaders[:0]
 		used, err := batch.Iterate(records, func(h batch.Header, raw []byte) error {
 			// Sparse: a compacted log (__consumer_offsets) has batches
 			// with fewer records than their offset range.
@@ -65,6 +65,7 @@ func (f *followerReplica) Append(records []byte, leaderHW int64) error {
 			headers = append(headers, h)
 			return nil
 		})
+		p.followHeaders = headers[:0]
 		if err != nil {
 			return fmt.Errorf("batch from the leader: %w", err)
 		}

@@ -28,11 +28,17 @@ type Client struct {
 	br       *bufio.Reader
 	corr     int32
 	versions map[int16]int16 // max version the peer serves, by key
+	format   *kmsg.RequestFormatter
+	wbuf     []byte // the encoded request, reused (guarded by mu)
 }
+
+// maxKeptRequest bounds the request buffer a client keeps between calls.
+const maxKeptRequest = 1 << 20
 
 // NewClient returns a client for the broker at addr; it connects on first use.
 func NewClient(addr, clientID string) *Client {
-	return &Client{addr: addr, clientID: clientID, dialer: net.Dialer{Timeout: 5 * time.Second}}
+	return &Client{addr: addr, clientID: clientID, dialer: net.Dialer{Timeout: 5 * time.Second},
+		format: kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID))}
 }
 
 // Addr is the peer's address.
@@ -60,23 +66,34 @@ var ErrUnsupported = errors.New("wire: API not supported by the peer")
 // Request sends req at the highest version both sides speak and returns
 // the decoded response. ctx bounds the whole exchange.
 func (c *Client) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	resp, _, err := c.RequestInto(ctx, req, nil)
+	return resp, err
+}
+
+// RequestInto is Request reading the response frame into buf when it is
+// large enough (else into a new buffer), and returning the buffer used.
+// The response may point into that buffer (a Fetch response's records
+// do), so the caller passes it to the next call only when done with the
+// response: a follower fetching thousands of times a second then reads
+// every response into the same memory instead of a new allocation each.
+func (c *Client) RequestInto(ctx context.Context, req kmsg.Request, buf []byte) (kmsg.Response, []byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn == nil {
 		if err := c.connectLocked(ctx); err != nil {
-			return nil, err
+			return nil, buf, err
 		}
 	}
 	max, ok := c.versions[req.Key()]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrUnsupported, kmsg.NameForKey(req.Key()))
+		return nil, buf, fmt.Errorf("%w: %s", ErrUnsupported, kmsg.NameForKey(req.Key()))
 	}
 	req.SetVersion(min(max, req.MaxVersion()))
-	resp, err := c.roundTripLocked(ctx, req)
+	resp, buf, err := c.roundTripLocked(ctx, req, buf)
 	if err != nil {
 		c.closeLocked()
 	}
-	return resp, err
+	return resp, buf, err
 }
 
 func (c *Client) connectLocked(ctx context.Context) error {
@@ -88,7 +105,7 @@ func (c *Client) connectLocked(ctx context.Context) error {
 	av := kmsg.NewPtrApiVersionsRequest()
 	av.Version = 3
 	av.ClientSoftwareName, av.ClientSoftwareVersion = "tiercel", "1"
-	resp, err := c.roundTripLocked(ctx, av)
+	resp, _, err := c.roundTripLocked(ctx, av, nil)
 	if err != nil {
 		c.closeLocked()
 		return fmt.Errorf("wire: ApiVersions with %s: %w", c.addr, err)
@@ -105,7 +122,7 @@ func (c *Client) connectLocked(ctx context.Context) error {
 	return nil
 }
 
-func (c *Client) roundTripLocked(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+func (c *Client) roundTripLocked(ctx context.Context, req kmsg.Request, into []byte) (kmsg.Response, []byte, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.conn.SetDeadline(dl)
 	} else {
@@ -116,43 +133,50 @@ func (c *Client) roundTripLocked(ctx context.Context, req kmsg.Request) (kmsg.Re
 	defer stop()
 	c.corr++
 	corr := c.corr
-	buf := kmsg.NewRequestFormatter(kmsg.FormatterClientID(c.clientID)).AppendRequest(nil, req, corr)
-	if _, err := c.conn.Write(buf); err != nil {
-		return nil, ctxErr(ctx, err)
+	c.wbuf = c.format.AppendRequest(c.wbuf[:0], req, corr)
+	_, err := c.conn.Write(c.wbuf)
+	if cap(c.wbuf) > maxKeptRequest {
+		c.wbuf = nil
+	}
+	if err != nil {
+		return nil, into, ctxErr(ctx, err)
 	}
 	var size [4]byte
 	if _, err := io.ReadFull(c.br, size[:]); err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, into, ctxErr(ctx, err)
 	}
 	n := binary.BigEndian.Uint32(size[:])
 	if n < 4 || n > 1<<30 {
-		return nil, fmt.Errorf("wire: response frame of %d bytes", n)
+		return nil, into, fmt.Errorf("wire: response frame of %d bytes", n)
 	}
-	body := make([]byte, n)
+	if uint32(cap(into)) < n {
+		into = make([]byte, n)
+	}
+	body := into[:n]
 	if _, err := io.ReadFull(c.br, body); err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, into, ctxErr(ctx, err)
 	}
 	if got := int32(binary.BigEndian.Uint32(body)); got != corr {
-		return nil, fmt.Errorf("wire: response correlation id %d, want %d", got, corr)
+		return nil, into, fmt.Errorf("wire: response correlation id %d, want %d", got, corr)
 	}
 	body = body[4:]
 	resp := req.ResponseKind()
 	resp.SetVersion(req.GetVersion())
 	if resp.IsFlexible() && req.Key() != apiVersionsKey {
 		if len(body) == 0 {
-			return nil, errors.New("wire: response without its tag buffer")
+			return nil, into, errors.New("wire: response without its tag buffer")
 		}
 		// Skip the response header's tag buffer (always empty from us).
 		tags, used := binary.Uvarint(body)
 		if used <= 0 || tags != 0 {
-			return nil, errors.New("wire: unexpected response header tags")
+			return nil, into, errors.New("wire: unexpected response header tags")
 		}
 		body = body[used:]
 	}
 	if err := resp.ReadFrom(body); err != nil {
-		return nil, fmt.Errorf("wire: decode %s response: %w", kmsg.NameForKey(req.Key()), err)
+		return nil, into, fmt.Errorf("wire: decode %s response: %w", kmsg.NameForKey(req.Key()), err)
 	}
-	return resp, nil
+	return resp, into, nil
 }
 
 func ctxErr(ctx context.Context, err error) error {

@@ -46,7 +46,15 @@ type Replica interface {
 // Transport sends requests to one broker.
 type Transport interface {
 	Request(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
+	// RequestInto is Request reading the response into buf if it fits,
+	// returning the buffer used; the response may point into it, so buf
+	// is passed again only once the response is no longer used.
+	RequestInto(ctx context.Context, req kmsg.Request, buf []byte) (kmsg.Response, []byte, error)
 }
+
+// maxKeptResponse bounds the response buffer a fetcher keeps between
+// fetches (one per leader followed).
+const maxKeptResponse = 16 << 20
 
 // FetcherConfig tunes follower fetches (Kafka's replica.fetch.* names).
 type FetcherConfig struct {
@@ -154,6 +162,15 @@ type fetcher struct {
 	// fetcher goroutine's own): a partition answering NOT_LEADER until
 	// the metadata catches up must not spin the others' fetches.
 	delayed map[Key]time.Time
+
+	// Reused from one fetch to the next (the fetcher goroutine's own): a
+	// follower of a busy leader fetches thousands of times a second, and
+	// allocating these each time was most of a broker's garbage.
+	snap    map[Key]Replica
+	req     *kmsg.FetchRequest
+	byTopic map[[16]byte]int
+	keys    map[Key]bool
+	buf     []byte // the last response's frame
 }
 
 func (f *fetcher) add(key Key, r Replica) {
@@ -172,14 +189,19 @@ func (f *fetcher) remove(key Key) {
 	f.mu.Unlock()
 }
 
+// snapshot copies the followed partitions into the fetcher's reused map;
+// the copy is valid until the next call.
 func (f *fetcher) snapshot() map[Key]Replica {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[Key]Replica, len(f.parts))
-	for k, r := range f.parts {
-		out[k] = r
+	if f.snap == nil {
+		f.snap = make(map[Key]Replica, len(f.parts))
 	}
-	return out
+	clear(f.snap)
+	for k, r := range f.parts {
+		f.snap[k] = r
+	}
+	return f.snap
 }
 
 // still reports whether key is still followed from this leader with r.
@@ -248,7 +270,13 @@ func (f *fetcher) run() {
 
 func (f *fetcher) fetchOnce(ctx context.Context, t Transport, parts map[Key]Replica) error {
 	cfg := f.m.cfg
-	req := kmsg.NewPtrFetchRequest()
+	if f.req == nil {
+		f.req = kmsg.NewPtrFetchRequest()
+		f.byTopic, f.keys = map[[16]byte]int{}, map[Key]bool{}
+	}
+	req := f.req
+	topics := req.Topics[:0]
+	*req = kmsg.NewFetchRequest()
 	req.ReplicaID = f.m.self
 	req.ReplicaState.ID = f.m.self
 	req.ReplicaState.Epoch = -1
@@ -256,16 +284,23 @@ func (f *fetcher) fetchOnce(ctx context.Context, t Transport, parts map[Key]Repl
 	req.MinBytes = cfg.MinBytes
 	req.MaxBytes = cfg.MaxBytes
 	req.SessionEpoch = -1 // no fetch session
-	byTopic := map[[16]byte]int{}
-	keys := map[Key]bool{}
+	byTopic, keys := f.byTopic, f.keys
+	clear(byTopic)
+	clear(keys)
 	for key, r := range parts {
 		off, lastEpoch, leaderEpoch, logStart := r.FetchPosition()
 		i, ok := byTopic[key.TopicID]
 		if !ok {
+			// Reuse the topic entries (and their partition arrays) of
+			// earlier requests.
+			var ps []kmsg.FetchRequestTopicPartition
+			if len(topics) < cap(topics) {
+				ps = topics[:len(topics)+1][len(topics)].Partitions[:0]
+			}
 			rt := kmsg.NewFetchRequestTopic()
-			rt.Topic, rt.TopicID = key.Topic, key.TopicID
-			req.Topics = append(req.Topics, rt)
-			i = len(req.Topics) - 1
+			rt.Topic, rt.TopicID, rt.Partitions = key.Topic, key.TopicID, ps
+			topics = append(topics, rt)
+			i = len(topics) - 1
 			byTopic[key.TopicID] = i
 		}
 		rp := kmsg.NewFetchRequestTopicPartition()
@@ -275,12 +310,18 @@ func (f *fetcher) fetchOnce(ctx context.Context, t Transport, parts map[Key]Repl
 		rp.LastFetchedEpoch = lastEpoch
 		rp.LogStartOffset = logStart
 		rp.PartitionMaxBytes = cfg.PartitionMaxBytes
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		topics[i].Partitions = append(topics[i].Partitions, rp)
 		keys[key] = true
 	}
+	req.Topics = topics
 	rctx, cancel := context.WithTimeout(ctx, cfg.MaxWait+30*time.Second)
 	defer cancel()
-	raw, err := t.Request(rctx, req)
+	raw, buf, err := t.RequestInto(rctx, req, f.buf)
+	if cap(buf) <= maxKeptResponse {
+		f.buf = buf // the response below is done with before the next fetch
+	} else {
+		f.buf = nil
+	}
 	if err != nil {
 		return err
 	}
