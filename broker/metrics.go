@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 // what they expect (README lists them all): tiercel_requests_total,
 // tiercel_bytes_in_total, tiercel_under_replicated_partitions, ...
 type brokerMetrics struct {
+	reqAttrs        sync.Map // uint32(key<<16|version) -> *requestAttrs
 	requests        metric.Int64Counter
 	requestErrors   metric.Int64Counter
 	requestDuration metric.Float64Histogram
@@ -192,13 +194,12 @@ func (p *partition) copyLag() int64 {
 // ObserveRequest records a handled request; wire calls it after each
 // response is written. It counts the error codes in the answer.
 func (b *Broker) ObserveRequest(req *wire.Request, msg any, took time.Duration, err error) {
-	api := kmsg.NameForKey(req.Key)
 	ctx := context.Background()
-	apiAttr := attribute.String("api", api)
-	b.metrics.requests.Add(ctx, 1, metric.WithAttributes(apiAttr, attribute.Int("version", int(req.Version))))
-	b.metrics.requestDuration.Record(ctx, took.Seconds(), metric.WithAttributes(apiAttr))
-	codes := map[int16]int64{}
-	collectErrorCodes(msg, codes)
+	a := b.metrics.attrsFor(req.Key, req.Version)
+	b.metrics.requests.Add(ctx, 1, a.apiVersion)
+	b.metrics.requestDuration.Record(ctx, took.Seconds(), a.api)
+	var codes errorCodes
+	collectErrorCodes(msg, &codes)
 	for code, n := range codes {
 		name := strconv.Itoa(int(code))
 		if e := kerr.ErrorForCode(code); e != nil {
@@ -206,24 +207,62 @@ func (b *Broker) ObserveRequest(req *wire.Request, msg any, took time.Duration, 
 				name = ke.Message
 			}
 		}
-		b.metrics.requestErrors.Add(ctx, n, metric.WithAttributes(apiAttr, attribute.String("error_code", name)))
+		b.metrics.requestErrors.Add(ctx, n, metric.WithAttributes(a.apiAttr, attribute.String("error_code", name)))
 	}
 }
 
-// collectErrorCodes counts the non-zero error codes in a response: the
-// fetch response by hand (it is the hot path), anything else by walking
-// its ErrorCode fields.
-func collectErrorCodes(msg any, codes map[int16]int64) {
+// requestAttrs are the attribute options of one API key and version,
+// built once: building them per request was a visible share of a busy
+// broker's allocations.
+type requestAttrs struct {
+	apiAttr         attribute.KeyValue
+	api, apiVersion metric.MeasurementOption
+}
+
+func (bm *brokerMetrics) attrsFor(key, version int16) *requestAttrs {
+	id := uint32(uint16(key))<<16 | uint32(uint16(version))
+	if a, ok := bm.reqAttrs.Load(id); ok {
+		return a.(*requestAttrs)
+	}
+	apiAttr := attribute.String("api", kmsg.NameForKey(key))
+	a := &requestAttrs{apiAttr: apiAttr, api: metric.WithAttributes(apiAttr),
+		apiVersion: metric.WithAttributes(apiAttr, attribute.Int("version", int(version)))}
+	v, _ := bm.reqAttrs.LoadOrStore(id, a)
+	return v.(*requestAttrs)
+}
+
+// errorCodes counts error codes; nil until the first one.
+type errorCodes map[int16]int64
+
+func (c *errorCodes) add(code int16) {
+	if *c == nil {
+		*c = errorCodes{}
+	}
+	(*c)[code]++
+}
+
+// collectErrorCodes counts the non-zero error codes in a response: fetch
+// and produce responses by hand (the hot paths), anything else by
+// walking its ErrorCode fields.
+func collectErrorCodes(msg any, codes *errorCodes) {
 	switch r := msg.(type) {
 	case nil:
 	case *wire.FetchResponse:
 		if r.ErrorCode != 0 {
-			codes[r.ErrorCode]++
+			codes.add(r.ErrorCode)
 		}
 		for i := range r.Topics {
 			for j := range r.Topics[i].Partitions {
 				if c := r.Topics[i].Partitions[j].Meta.ErrorCode; c != 0 {
-					codes[c]++
+					codes.add(c)
+				}
+			}
+		}
+	case *kmsg.ProduceResponse:
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				if c := r.Topics[i].Partitions[j].ErrorCode; c != 0 {
+					codes.add(c)
 				}
 			}
 		}
@@ -234,7 +273,7 @@ func collectErrorCodes(msg any, codes map[int16]int64) {
 
 var int16Type = reflect.TypeOf(int16(0))
 
-func walkErrorCodes(v reflect.Value, codes map[int16]int64, depth int) {
+func walkErrorCodes(v reflect.Value, codes *errorCodes, depth int) {
 	if depth > 6 {
 		return
 	}
@@ -253,7 +292,7 @@ func walkErrorCodes(v reflect.Value, codes map[int16]int64, depth int) {
 			fv := v.Field(i)
 			if f.Name == "ErrorCode" && f.Type == int16Type {
 				if c := int16(fv.Int()); c != 0 {
-					codes[c]++
+					codes.add(c)
 				}
 				continue
 			}
