@@ -49,6 +49,10 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	queue  chan pending
+
+	// The writer goroutine's own, reused from one response to the next.
+	scratch []byte      // file bytes of a gathered frame
+	bufs    net.Buffers // the parts of a gathered frame
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -339,19 +343,23 @@ func (c *conn) observe(req *Request, msg any, err error) {
 	}
 }
 
-// writeFrame writes the header and the frame's parts. Byte parts are
-// gathered into one writev; file parts go through sendfile with the
-// socket corked, so the header and the file bytes leave in full segments.
+// writeFrame writes the header and the frame's parts. A frame with few
+// file bytes (below SendfileMinBytes) is gathered into memory and leaves in
+// one writev. Otherwise byte parts are gathered into writevs and file parts
+// go through sendfile with the socket corked, so the header and the file
+// bytes leave in full segments.
 func (c *conn) writeFrame(hdr []byte, f *Frame) error {
-	bufs := net.Buffers{hdr}
-	hasFile := false
+	var fileBytes int64
 	for _, p := range f.parts {
 		if p.file != nil {
-			hasFile = true
-			break
+			fileBytes += p.n
 		}
 	}
-	if hasFile && c.raw != nil {
+	if fileBytes == 0 || fileBytes < c.s.cfg.SendfileMinBytes {
+		return c.writeGathered(hdr, f, fileBytes)
+	}
+	bufs := net.Buffers{hdr}
+	if fileBytes > 0 && c.raw != nil {
 		c.setCork(true)
 		defer c.setCork(false)
 	}
@@ -389,6 +397,37 @@ func (c *conn) writeFrame(hdr []byte, f *Frame) error {
 		}
 	}
 	return nil
+}
+
+// writeGathered reads the frame's file ranges into the writer's scratch
+// buffer and writes the header and every part with one writev.
+func (c *conn) writeGathered(hdr []byte, f *Frame, fileBytes int64) error {
+	if int64(cap(c.scratch)) < fileBytes {
+		c.scratch = make([]byte, fileBytes)
+	}
+	scratch := c.scratch[:fileBytes]
+	c.bufs = append(c.bufs[:0], hdr)
+	for _, p := range f.parts {
+		if p.file == nil {
+			c.bufs = append(c.bufs, p.b)
+			continue
+		}
+		dst := scratch[:p.n]
+		scratch = scratch[p.n:]
+		n, err := p.file.ReadAt(dst, p.off)
+		c.s.copiedBytes.Add(int64(n))
+		if n < len(dst) {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("file range: %w after %d of %d bytes", err, n, p.n)
+		}
+		c.bufs = append(c.bufs, dst)
+	}
+	bufs := c.bufs // WriteTo consumes its receiver; c.bufs keeps the array
+	_, err := bufs.WriteTo(c.nc)
+	clear(c.bufs) // drop references to the frame's bytes
+	return err
 }
 
 func (c *conn) setCork(on bool) {

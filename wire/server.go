@@ -37,6 +37,13 @@ type Config struct {
 	// DisableSendfile forces file ranges through a user-space copy. It
 	// exists to measure what sendfile saves.
 	DisableSendfile bool
+	// SendfileMinBytes is the smallest total of file bytes in one
+	// response that goes out with sendfile(2). A smaller response has its
+	// file ranges read into memory and leaves in one writev: a follower's
+	// fetch of a few kilobytes would otherwise cost a cork, a writev and a
+	// sendfile per partition and an uncork, which is more CPU than the
+	// copy saves. 0 sends every file range with sendfile.
+	SendfileMinBytes int64
 	// Logger receives connection-level events.
 	Logger *slog.Logger
 	// Observe, if set, is called after each response is written (or
@@ -49,9 +56,10 @@ type Config struct {
 // DefaultConfig returns Kafka's defaults.
 func DefaultConfig() Config {
 	return Config{
-		MaxRequestSize: 100 << 20,
-		MaxInFlight:    64,
-		Logger:         slog.Default(),
+		MaxRequestSize:   100 << 20,
+		MaxInFlight:      64,
+		SendfileMinBytes: 64 << 10,
+		Logger:           slog.Default(),
 	}
 }
 

@@ -292,7 +292,10 @@ func TestUnsupportedClosesConnection(t *testing.T) {
 	})
 }
 
-func TestSendfileIsUsed(t *testing.T) {
+// TestFileRangesEachPath sends the same two file ranges through each write
+// path: sendfile, the streaming copy (sendfile disabled), and the gathered
+// copy of a response below SendfileMinBytes.
+func TestFileRangesEachPath(t *testing.T) {
 	dir := t.TempDir()
 	data := make([]byte, 1<<20)
 	rand.New(rand.NewSource(3)).Read(data)
@@ -305,34 +308,80 @@ func TestSendfileIsUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer file.Close()
-	for _, disable := range []bool{false, true} {
-		mux := NewMux()
-		mux.Handle(1, 4, 17, func(ctx context.Context, req *Request) Response {
-			p := NewFetchPartition(0)
-			p.File, p.FileOff, p.FileLen = file, 1000, int64(len(data)-2000)
-			return &FetchResponse{Version: req.Version, Topics: []FetchTopic{{Topic: "t", Partitions: []FetchPartition{p}}}}
-		})
-		s, addr := testServer(t, Config{DisableSendfile: disable}, mux)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := int32(0); i < 4; i++ {
-			writeReq(t, c, i, &kmsg.FetchRequest{Version: 11, Topics: []kmsg.FetchRequestTopic{{Topic: "t"}}})
-			resp := &kmsg.FetchResponse{Version: 11}
-			readResp(t, c, resp)
-			if got := resp.Topics[0].Partitions[0].RecordBatches; !bytes.Equal(got, data[1000:len(data)-1000]) {
-				t.Fatalf("records differ (%d bytes)", len(got))
-			}
-		}
-		c.Close()
-		st := s.Stats()
-		want := int64(4 * (len(data) - 2000))
-		if !disable && (st.SendfileBytes != want || st.CopiedFileBytes != 0) {
-			t.Fatalf("sendfile path: %+v", st)
-		}
-		if disable && (st.CopiedFileBytes != want || st.SendfileBytes != 0) {
-			t.Fatalf("copy path: %+v", st)
-		}
+	// Partition 0 gets data[1000:500000], partition 1 data[500000:len-1000].
+	ranges := [][2]int{{1000, 500000}, {500000, len(data) - 1000}}
+	want := int64(0)
+	for _, r := range ranges {
+		want += int64(r[1] - r[0])
 	}
+	want *= 4
+	for _, tc := range []struct {
+		name             string
+		cfg              Config
+		sendfile, copied int64
+	}{
+		{"sendfile", Config{}, want, 0},
+		{"streamed copy", Config{DisableSendfile: true}, 0, want},
+		{"gathered copy", Config{SendfileMinBytes: 2 << 20}, 0, want},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mux := NewMux()
+			mux.Handle(1, 4, 17, func(ctx context.Context, req *Request) Response {
+				var ps []FetchPartition
+				for i, r := range ranges {
+					p := NewFetchPartition(int32(i))
+					p.File, p.FileOff, p.FileLen = file, int64(r[0]), int64(r[1]-r[0])
+					ps = append(ps, p)
+				}
+				return &FetchResponse{Version: req.Version, Topics: []FetchTopic{{Topic: "t", Partitions: ps}}}
+			})
+			s, addr := testServer(t, tc.cfg, mux)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for i := int32(0); i < 4; i++ {
+				writeReq(t, c, i, &kmsg.FetchRequest{Version: 11, Topics: []kmsg.FetchRequestTopic{{Topic: "t"}}})
+				resp := &kmsg.FetchResponse{Version: 11}
+				readResp(t, c, resp)
+				for j, r := range ranges {
+					if got := resp.Topics[0].Partitions[j].RecordBatches; !bytes.Equal(got, data[r[0]:r[1]]) {
+						t.Fatalf("response %d partition %d: records differ (%d bytes)", i, j, len(got))
+					}
+				}
+			}
+			if st := s.Stats(); st.SendfileBytes != tc.sendfile || st.CopiedFileBytes != tc.copied {
+				t.Fatalf("stats %+v, want %d bytes by sendfile and %d copied", st, tc.sendfile, tc.copied)
+			}
+		})
+	}
+}
+
+// TestGatheredCopyOfTruncatedFile: a file range that is no longer there
+// closes the connection rather than sending a short frame.
+func TestGatheredCopyOfTruncatedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seg")
+	if err := os.WriteFile(path, make([]byte, 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	mux := NewMux()
+	mux.Handle(1, 4, 17, func(ctx context.Context, req *Request) Response {
+		p := NewFetchPartition(0)
+		p.File, p.FileOff, p.FileLen = file, 50, 100 // 50 bytes past the end
+		return &FetchResponse{Version: req.Version, Topics: []FetchTopic{{Topic: "t", Partitions: []FetchPartition{p}}}}
+	})
+	_, addr := testServer(t, Config{SendfileMinBytes: 1 << 10}, mux)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	writeReq(t, c, 1, &kmsg.FetchRequest{Version: 11, Topics: []kmsg.FetchRequestTopic{{Topic: "t"}}})
+	expectClosed(t, c)
 }
