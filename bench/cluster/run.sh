@@ -18,7 +18,7 @@
 #                            retained sizes with the same local tail
 #
 # Environment (defaults in brackets):
-#   BENCH_RATES_MBPS ["5 20 40"]  fixed produce rates, MB/s (1 MB = 1e6 B)
+#   BENCH_RATES_MBPS ["5 20 50"]  fixed produce rates, MB/s (1 MB = 1e6 B)
 #   BENCH_SECONDS [20]         measured seconds per rate and acks (after 3 s warm-up)
 #   BENCH_RECORD_BYTES [1024]  record value size
 #   BENCH_PARTITIONS [6]       partitions of the latency topic
@@ -33,7 +33,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/tiercel-cluster-bench.XXXXXX")}
 mkdir -p "$OUT"
-export BENCH_RATES_MBPS=${BENCH_RATES_MBPS:-"5 20 40"}
+export BENCH_RATES_MBPS=${BENCH_RATES_MBPS:-"5 20 50"}
 export BENCH_PERF=${BENCH_PERF:-}
 export TIERCEL_CLUSTER_BENCH=1
 

@@ -154,7 +154,8 @@ func procCPU(path string) time.Duration {
 }
 
 // perfProfile records broker b's CPU with perf for d and logs the
-// hottest symbols (the broker serves no pprof endpoint).
+// hottest symbols, kernel included (which a Go profile from --pprof does not
+// show).
 func perfProfile(t *testing.T, b *broker, d time.Duration) {
 	t.Helper()
 	b.mu.Lock()
