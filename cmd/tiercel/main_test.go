@@ -26,6 +26,7 @@ func TestBadFlagsAndSettingsExitTwo(t *testing.T) {
 		{"serve", "--data-dir", dir, "--override", "no.such.setting=1"},
 		{"serve", "--data-dir", dir, "--listen", "nonsense"},
 		{"serve", "--data-dir", dir, "--join", "127.0.0.1:1"},
+		{"serve", "--data-dir", dir, "--metrics-listen", "", "--pprof"},
 		{"nosuchcommand"},
 	} {
 		var out, errb bytes.Buffer
