@@ -311,6 +311,7 @@ func (o offsetsLog) Append(part, epoch int32, recs []group.Record) (group.Append
 	if err != nil {
 		return group.Appended{}, err
 	}
+	p.wakeFollowers()
 	target := res.lastOffset + 1
 	return group.Appended{
 		FirstOffset: res.baseOffset,

@@ -173,6 +173,13 @@ type appendResult struct {
 // appendBatch validates nothing but idempotence: the caller has checked
 // the batch's bytes. It assigns offsets, stamps the leader epoch, appends,
 // and records the producer's sequence. raw is rewritten in place.
+//
+// It does not wake parked follower fetches: the caller does, with
+// wakeFollowers, once every partition of its request is appended. A
+// follower woken after the first of two partitions would fetch one, then
+// come back for the other, and an acks=all produce of both would wait for
+// that second round trip (Kafka completes delayed fetches after the whole
+// produce request too).
 func (p *partition) appendBatch(self int32, raw []byte, h *batch.Header, acks int16) (appendResult, error) {
 	s := p.settings()
 	p.mu.Lock()
@@ -207,9 +214,6 @@ func (p *partition) appendBatch(self int32, raw []byte, h *batch.Header, acks in
 		return appendResult{}, fmt.Errorf("%w: append to %s-%d: %v", kerr.KafkaStorageError, p.topic, p.index, err)
 	}
 	p.producers.update(h, now.UnixMilli())
-	// Followers wait for the log end, not the watermark: tell them first,
-	// since their next fetch is what moves the watermark for acks=all.
-	p.wakeFollowers()
 	p.advanceHWLocked()
 	res.logStart = p.logStartOffset()
 	return res, nil

@@ -50,6 +50,9 @@ func (b *Broker) handleProduce(ctx context.Context, req *wire.Request) wire.Resp
 	// The response slices are allocated whole before any address is
 	// taken, so pending acks can point into them.
 	var pending []pendingAck
+	// Partitions appended to, whose parked follower fetches are woken
+	// once the whole request is appended (see appendBatch).
+	var appended []*partition
 	failed := false
 	leaders := map[int32]bool{}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(in.Topics))
@@ -80,10 +83,18 @@ func (b *Broker) handleProduce(ctx context.Context, req *wire.Request) wire.Resp
 				}
 				continue
 			}
+			if len(appended) == 0 || appended[len(appended)-1] != p {
+				appended = append(appended, p)
+			}
 			if in.Acks == -1 && p.HighWatermark() <= last {
 				pending = append(pending, pendingAck{p: p, resp: rp, target: last + 1})
 			}
 		}
+	}
+	// Followers wait for the log end, not the watermark: tell them now,
+	// since their next fetch is what moves the watermark for acks=all.
+	for _, p := range appended {
+		p.wakeFollowers()
 	}
 	if req.Version >= 10 && len(leaders) > 0 {
 		resp.Brokers = b.produceBrokers(leaders)
