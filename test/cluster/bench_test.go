@@ -91,6 +91,7 @@ func TestBenchProduceLatency(t *testing.T) {
 			recs := l.snapshot()
 			interval := time.Second / time.Duration(rate)
 			var lat []time.Duration
+			byPart := make([][]time.Duration, partitions)
 			failedN := 0
 			for id, r := range recs {
 				due := l.started.Add(time.Duration(id) * interval)
@@ -101,8 +102,20 @@ func TestBenchProduceLatency(t *testing.T) {
 					failedN++
 					continue
 				}
-				lat = append(lat, l.started.Add(r.done).Sub(due))
+				d := l.started.Add(r.done).Sub(due)
+				lat = append(lat, d)
+				if r.partition >= 0 && r.partition < partitions {
+					byPart[r.partition] = append(byPart[r.partition], d)
+				}
 			}
+			// Per partition, with its leader: a slow broker or a slow
+			// pair of brokers shows here, not in the totals.
+			var parts []string
+			for p, pl := range byPart {
+				sortDurations(pl)
+				parts = append(parts, fmt.Sprintf("p%d@%d %s/%s", p, c.leader(topic, int32(p)), ms(percentile(pl, 50)), ms(percentile(pl, 99))))
+			}
+			t.Logf("latency acks=%s %dMB/s by partition@leader (p50/p99): %s", acks, rateMB, strings.Join(parts, " "))
 			sortDurations(lat)
 			elapsed := recs[len(recs)-1].sent - warmup
 			achieved := float64(len(lat)*recordSize) / elapsed.Seconds() / 1e6
