@@ -223,7 +223,12 @@ func (b *Broker) clusterLoop() {
 				continue
 			}
 			switch e.Type {
-			case gossip.Joined, gossip.Left:
+			case gossip.Joined:
+				b.reconcile()
+				if e.Member.NodeID != b.cfg.NodeID {
+					b.brokerJoined(e.Member.NodeID)
+				}
+			case gossip.Left:
 				b.reconcile()
 			case gossip.Failed:
 				// A failure seen during a membership flap (a paused

@@ -264,6 +264,30 @@ func (b *Broker) followerFetched(p *partition, replica int32, fetchOffset int64)
 	}
 }
 
+// Holds on the next ISR proposal after the controller refused one.
+const (
+	isrRefusalBackoff    = time.Second
+	isrIneligibleBackoff = 100 * time.Millisecond
+)
+
+// brokerJoined runs when gossip reports broker id (re)joined. On every
+// partition led here, what the leader knew of id's log is forgotten (it
+// may be a new process on a wiped disk: it rejoins the ISR by fetching),
+// and the hold after refused ISR proposals is lifted, since the
+// controller judges by the live brokers and they changed.
+func (b *Broker) brokerJoined(id int32) {
+	b.forEachPartition(func(_ *topicState, p *partition) {
+		p.mu.Lock()
+		repl := p.repl
+		p.mu.Unlock()
+		if repl != nil {
+			repl.Rejoined(id)
+			repl.RetryNow()
+			b.proposeISR(p)
+		}
+	})
+}
+
 // proposeISR sends the leader's wanted ISR to the controller, if it
 // differs and nothing is in flight. It runs the request in the background.
 func (b *Broker) proposeISR(p *partition) {
@@ -291,21 +315,20 @@ func (b *Broker) proposeISR(p *partition) {
 		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 		defer cancel()
 		got, err := b.alterPartition(ctx, p, leaderEpoch, partitionEpoch, isr)
+		if err != nil {
+			b.isrRefused(p, isr, err)
+			return
+		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.repl == nil {
-			return
-		}
-		if err != nil {
-			p.repl.Refused(p.now())
-			p.logger.Warn("ISR change refused", "isr", fmt.Sprint(isr), "err", err)
 			return
 		}
 		if got.LeaderEpoch == p.leaderEpoch {
 			p.isr = slices.Clone(got.ISR)
 			p.partitionEpoch = got.PartitionEpoch
 			p.repl.SetAssignment(p.replicas, got.ISR, p.now())
-			p.repl.Pending(nil)
+			p.repl.Accepted()
 			p.advanceHWLocked()
 		}
 		if len(got.ISR) < len(old) {
@@ -314,6 +337,40 @@ func (b *Broker) proposeISR(p *partition) {
 			b.metrics.isrExpands.Add(ctx, 1)
 		}
 	}()
+}
+
+// isrRefused holds off the next proposal after the controller refused
+// isr. A refusal for an ineligible replica is usually a follower that the
+// controller's gossip has not seen come back yet (it converges within a
+// probe or so): that one is retried after a short wait by this goroutine,
+// not at the follower's next fetch, which may be a whole long poll away;
+// the hold doubles while refusals go on.
+func (b *Broker) isrRefused(p *partition, isr []int32, err error) {
+	backoff := isrRefusalBackoff
+	ineligible := errors.Is(err, controller.ErrIneligibleReplica) || errors.Is(err, kerr.IneligibleReplica)
+	if ineligible {
+		backoff = isrIneligibleBackoff
+	}
+	p.mu.Lock()
+	repl := p.repl
+	if repl != nil {
+		backoff = repl.Refused(p.now(), backoff)
+	}
+	p.mu.Unlock()
+	if repl == nil {
+		return
+	}
+	p.logger.Warn("ISR change refused", "isr", fmt.Sprint(isr), "err", err, "retry.after", backoff)
+	if !ineligible {
+		return
+	}
+	t := time.NewTimer(backoff)
+	defer t.Stop()
+	select {
+	case <-b.ctx.Done():
+	case <-t.C:
+		b.proposeISR(p) // still inside a goroutine b.wg counts
+	}
 }
 
 // alterPartition sends an ISR change to the controller: locally when

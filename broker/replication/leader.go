@@ -40,14 +40,17 @@ type Leader struct {
 	// (Kafka's "maximal ISR"): a shrink takes effect for the watermark only
 	// once committed, an expansion at once.
 	pending []int32
-	// refusedAt is when the controller last refused a proposal: the next
-	// one waits refusalBackoff, so a stale view does not turn every
-	// follower fetch into a request to the controller.
-	refusedAt time.Time
+	// retryAt holds off the next proposal after the controller refused
+	// one, so that a stale view does not turn every follower fetch into a
+	// request to the controller.
+	retryAt time.Time
+	// refusals counts refusals since the last accepted proposal; each
+	// doubles the hold, up to maxRefusalBackoff.
+	refusals int
 }
 
-// refusalBackoff spaces ISR proposals after a refusal.
-const refusalBackoff = time.Second
+// maxRefusalBackoff caps the hold after repeated refusals.
+const maxRefusalBackoff = time.Second
 
 // NewLeader starts tracking a partition this broker now leads. Followers
 // start as caught up "now", so that a new leader does not shrink the ISR
@@ -63,6 +66,13 @@ func NewLeader(self int32, replicas, isr []int32, lagMax time.Duration, now time
 func (l *Leader) SetAssignment(replicas, isr []int32, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for _, r := range l.isr {
+		if f := l.followers[r]; f != nil && !slices.Contains(isr, r) {
+			// Out of the ISR: it rejoins on a fetch made from now on, not
+			// on what it had before, which a restart may have wiped.
+			f.leo, f.lastFetch, f.leoAtLastFetch = -1, time.Time{}, 0
+		}
+	}
 	l.replicas = slices.Clone(replicas)
 	l.isr = slices.Clone(isr)
 	for _, r := range replicas {
@@ -116,6 +126,19 @@ func (l *Leader) FollowerFetched(id int32, fetchOffset, leaderLEO int64, now tim
 	f.lastFetch, f.leoAtLastFetch = now, leaderLEO
 }
 
+// Rejoined forgets what the leader knew of follower id's log: a new
+// process of that broker came up (perhaps on a wiped disk), so it joins
+// the ISR only after a fetch of its own, and while it is still in the ISR
+// the high watermark waits for that fetch. Kafka guards the same case
+// with broker epochs (KIP-841).
+func (l *Leader) Rejoined(id int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f := l.followers[id]; f != nil {
+		f.leo, f.lastFetch, f.leoAtLastFetch = -1, time.Time{}, 0
+	}
+}
+
 // HighWatermark is the smallest log end offset among the in-sync
 // replicas, the leader's own included. While an ISR change is pending, the
 // union of the old and the new ISR counts, so the watermark never passes
@@ -150,7 +173,7 @@ func (l *Leader) HighWatermark(leaderLEO int64) int64 {
 func (l *Leader) ProposeISR(hw, epochStart int64, now time.Time) ([]int32, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.pending != nil || now.Sub(l.refusedAt) < refusalBackoff {
+	if l.pending != nil || now.Before(l.retryAt) {
 		return nil, false
 	}
 	next := []int32{}
@@ -183,12 +206,32 @@ func (l *Leader) Pending(isr []int32) {
 }
 
 // Refused clears a pending proposal the controller refused and holds off
-// the next one.
-func (l *Leader) Refused(now time.Time) {
+// the next one: for backoff after a first refusal, twice as long after
+// each further one, up to maxRefusalBackoff. It returns the hold.
+func (l *Leader) Refused(now time.Time, backoff time.Duration) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pending = nil
-	l.refusedAt = now
+	backoff = min(backoff<<min(l.refusals, 10), max(backoff, maxRefusalBackoff))
+	l.refusals++
+	l.retryAt = now.Add(backoff)
+	return backoff
+}
+
+// Accepted records that the controller took a proposal.
+func (l *Leader) Accepted() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = nil
+	l.refusals = 0
+}
+
+// RetryNow lifts the hold after a refusal: something the controller
+// judges by (the live brokers) has changed.
+func (l *Leader) RetryNow() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.retryAt = time.Time{}
 }
 
 // FollowerLEO is a follower's log end offset as of its last fetch.

@@ -93,3 +93,77 @@ func TestCaughtUpAsOfPreviousFetch(t *testing.T) {
 		t.Fatalf("kept a follower last caught up 6s ago with a 5s lag limit: %v %v", isr, changed)
 	}
 }
+
+// TestRefusalHoldsProposalsUntilRetry: after the controller refuses an
+// ISR change, the same proposal waits out the backoff, unless RetryNow
+// (a broker joined) lifts the hold.
+func TestRefusalHoldsProposalsUntilRetry(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewLeader(1, []int32{1, 2}, []int32{1}, 10*time.Second, now)
+	l.FollowerFetched(2, 50, 50, now)
+	isr, changed := l.ProposeISR(50, 0, now)
+	if !changed || !slices.Equal(isr, []int32{1, 2}) {
+		t.Fatalf("proposal %v %v, want [1 2]", isr, changed)
+	}
+	l.Pending(isr)
+	// Holds double from the first refusal, up to a second.
+	for i, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		want *= time.Millisecond
+		if got := l.Refused(now, 100*time.Millisecond); got != want {
+			t.Fatalf("refusal %d: hold %v, want %v", i+1, got, want)
+		}
+		if _, changed := l.ProposeISR(50, 0, now.Add(want-time.Millisecond)); changed {
+			t.Fatalf("refusal %d: proposed again within the hold", i+1)
+		}
+		if _, changed := l.ProposeISR(50, 0, now.Add(want)); !changed {
+			t.Fatalf("refusal %d: no proposal once the hold passed", i+1)
+		}
+	}
+	l.Refused(now, 100*time.Millisecond)
+	l.RetryNow()
+	if _, changed := l.ProposeISR(50, 0, now); !changed {
+		t.Fatal("RetryNow did not lift the hold")
+	}
+	// An accepted proposal starts the doubling over; a longer base
+	// (another kind of refusal) is not capped below itself.
+	l.Accepted()
+	if got := l.Refused(now, 100*time.Millisecond); got != 100*time.Millisecond {
+		t.Fatalf("hold %v after an accepted proposal, want 100ms", got)
+	}
+	l.Accepted()
+	if got := l.Refused(now, 2*time.Second); got != 2*time.Second {
+		t.Fatalf("hold %v with a 2s base, want 2s", got)
+	}
+}
+
+// TestRejoinedFollowerMustFetchFirst: after a follower's broker comes
+// back (perhaps on a wiped disk), neither an ISR expansion nor the high
+// watermark may rest on what the leader knew of its previous process.
+func TestRejoinedFollowerMustFetchFirst(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewLeader(1, []int32{1, 2, 3}, []int32{1, 2, 3}, 10*time.Second, now)
+	l.FollowerFetched(2, 100, 100, now)
+	l.FollowerFetched(3, 100, 100, now)
+	// 2 stopped and left the ISR; it comes back a second later, and
+	// nothing was produced meanwhile (so its old log end is still at the
+	// watermark). Leaving the ISR alone is enough to forget it.
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 3}, now)
+	if isr, changed := l.ProposeISR(100, 0, now.Add(time.Second)); changed {
+		t.Fatalf("proposed %v on the previous process's log end", isr)
+	}
+	l.FollowerFetched(2, 100, 100, now.Add(time.Second))
+	if isr, changed := l.ProposeISR(100, 0, now.Add(time.Second)); !changed || !slices.Equal(isr, []int32{1, 2, 3}) {
+		t.Fatalf("proposal %v %v after its fetch, want [1 2 3]", isr, changed)
+	}
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2, 3}, now.Add(time.Second)) // committed
+	// 3 restarts while still in the ISR: the watermark waits for its
+	// first fetch instead of trusting its old log end.
+	l.Rejoined(3)
+	if hw := l.HighWatermark(150); hw != 0 {
+		t.Fatalf("hw %d before the rejoined in-sync follower fetched, want 0 (not advanced)", hw)
+	}
+	l.FollowerFetched(3, 150, 150, now.Add(2*time.Second))
+	if hw := l.HighWatermark(150); hw != 100 {
+		t.Fatalf("hw %d, want 100 (2 is at 100)", hw)
+	}
+}
