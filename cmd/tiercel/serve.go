@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -211,6 +212,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if len(warnings) > 0 {
 		sort.Strings(warnings)
 		logger.Warn("Kafka settings accepted but without effect in Tiercel", "settings", strings.Join(warnings, ", "))
+	}
+	if gc := decideGC(os.Getenv, settings.RemoteCacheBytes); gc.gcPercent > 0 {
+		gc.apply()
+		logger.Info("garbage collector set for a broker (GOGC or GOMEMLIMIT in the environment override)",
+			"gogc", gc.gcPercent, "memory.limit.bytes", debug.SetMemoryLimit(-1))
 	}
 	dataDir, err := filepath.Abs(f.dataDir)
 	if err != nil {
