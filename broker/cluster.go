@@ -226,7 +226,7 @@ func (b *Broker) clusterLoop() {
 			case gossip.Joined:
 				b.reconcile()
 				if e.Member.NodeID != b.cfg.NodeID {
-					b.brokerJoined(e.Member.NodeID)
+					b.brokerJoined()
 				}
 			case gossip.Left:
 				b.reconcile()

@@ -270,18 +270,17 @@ const (
 	isrIneligibleBackoff = 100 * time.Millisecond
 )
 
-// brokerJoined runs when gossip reports broker id (re)joined. On every
-// partition led here, what the leader knew of id's log is forgotten (it
-// may be a new process on a wiped disk: it rejoins the ISR by fetching),
-// and the hold after refused ISR proposals is lifted, since the
-// controller judges by the live brokers and they changed.
-func (b *Broker) brokerJoined(id int32) {
+// brokerJoined runs when gossip reports a broker (re)joined: on every
+// partition led here, the hold after refused ISR proposals is lifted and
+// the ISR proposed again, since the controller judges by the live brokers
+// and they changed. (What the leader knew of a follower that left the ISR
+// is already forgotten: it rejoins by fetching.)
+func (b *Broker) brokerJoined() {
 	b.forEachPartition(func(_ *topicState, p *partition) {
 		p.mu.Lock()
 		repl := p.repl
 		p.mu.Unlock()
 		if repl != nil {
-			repl.Rejoined(id)
 			repl.RetryNow()
 			b.proposeISR(p)
 		}

@@ -126,19 +126,6 @@ func (l *Leader) FollowerFetched(id int32, fetchOffset, leaderLEO int64, now tim
 	f.lastFetch, f.leoAtLastFetch = now, leaderLEO
 }
 
-// Rejoined forgets what the leader knew of follower id's log: a new
-// process of that broker came up (perhaps on a wiped disk), so it joins
-// the ISR only after a fetch of its own, and while it is still in the ISR
-// the high watermark waits for that fetch. Kafka guards the same case
-// with broker epochs (KIP-841).
-func (l *Leader) Rejoined(id int32) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if f := l.followers[id]; f != nil {
-		f.leo, f.lastFetch, f.leoAtLastFetch = -1, time.Time{}, 0
-	}
-}
-
 // HighWatermark is the smallest log end offset among the in-sync
 // replicas, the leader's own included. While an ISR change is pending, the
 // union of the old and the new ISR counts, so the watermark never passes

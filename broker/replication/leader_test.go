@@ -136,34 +136,21 @@ func TestRefusalHoldsProposalsUntilRetry(t *testing.T) {
 	}
 }
 
-// TestRejoinedFollowerMustFetchFirst: after a follower's broker comes
-// back (perhaps on a wiped disk), neither an ISR expansion nor the high
-// watermark may rest on what the leader knew of its previous process.
-func TestRejoinedFollowerMustFetchFirst(t *testing.T) {
+// TestFollowerOutOfTheISRMustFetchFirst: a follower that left the ISR
+// rejoins on a fetch made since, never on what the leader knew of it
+// before (a restart may have wiped its disk), even when nothing was
+// produced meanwhile and its old log end is still at the watermark.
+func TestFollowerOutOfTheISRMustFetchFirst(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := NewLeader(1, []int32{1, 2, 3}, []int32{1, 2, 3}, 10*time.Second, now)
 	l.FollowerFetched(2, 100, 100, now)
 	l.FollowerFetched(3, 100, 100, now)
-	// 2 stopped and left the ISR; it comes back a second later, and
-	// nothing was produced meanwhile (so its old log end is still at the
-	// watermark). Leaving the ISR alone is enough to forget it.
-	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 3}, now)
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 3}, now) // 2 stopped
 	if isr, changed := l.ProposeISR(100, 0, now.Add(time.Second)); changed {
 		t.Fatalf("proposed %v on the previous process's log end", isr)
 	}
 	l.FollowerFetched(2, 100, 100, now.Add(time.Second))
 	if isr, changed := l.ProposeISR(100, 0, now.Add(time.Second)); !changed || !slices.Equal(isr, []int32{1, 2, 3}) {
 		t.Fatalf("proposal %v %v after its fetch, want [1 2 3]", isr, changed)
-	}
-	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2, 3}, now.Add(time.Second)) // committed
-	// 3 restarts while still in the ISR: the watermark waits for its
-	// first fetch instead of trusting its old log end.
-	l.Rejoined(3)
-	if hw := l.HighWatermark(150); hw != 0 {
-		t.Fatalf("hw %d before the rejoined in-sync follower fetched, want 0 (not advanced)", hw)
-	}
-	l.FollowerFetched(3, 150, 150, now.Add(2*time.Second))
-	if hw := l.HighWatermark(150); hw != 100 {
-		t.Fatalf("hw %d, want 100 (2 is at 100)", hw)
 	}
 }
