@@ -93,8 +93,9 @@ type Event struct {
 
 // Gossip is this broker's membership agent.
 //
-// Lock order: mu and metaMu are never held together; memberlist calls
-// its delegates without our locks.
+// Lock order: mu and metaMu are never held together. memberlist calls
+// its event delegate with its node lock held, and that may take mu or
+// metaMu; we never call memberlist holding either.
 type Gossip struct {
 	cfg    Config
 	ml     *memberlist.Memberlist
@@ -117,11 +118,13 @@ type Gossip struct {
 	// partition would stay apart.
 	failed map[string]failedMember
 
-	// metas memoizes decoded member metadata by its bytes: Members is on
-	// the follower-fetch path (a leader's address, per fetch), and JSON
-	// decoding every member each time cost ~5% of a broker's CPU.
+	// live holds the alive members' decoded metadata by memberlist node
+	// name. It is kept from memberlist's callbacks, which run under
+	// memberlist's node lock: a Node's Meta read anywhere else races with
+	// memberlist replacing it. Member is on the follower-fetch path (a
+	// leader's address, per fetch), so it is a map read, not a decode.
 	metaMu sync.Mutex
-	metas  map[string]Member
+	live   map[string]Member
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -291,13 +294,12 @@ func (g *Gossip) numMembers() int {
 
 // Members returns the live members, this broker included, by node id.
 func (g *Gossip) Members() []Member {
-	nodes := g.ml.Members()
-	out := make([]Member, 0, len(nodes))
-	for _, n := range nodes {
-		if m, ok := g.member(n); ok {
-			out = append(out, m)
-		}
+	g.metaMu.Lock()
+	out := make([]Member, 0, len(g.live))
+	for _, m := range g.live {
+		out = append(out, m)
 	}
+	g.metaMu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
 	return out
 }
@@ -305,37 +307,29 @@ func (g *Gossip) Members() []Member {
 // Member returns the live member with node id, if there is one. It is
 // Members for one id, without building and sorting the list.
 func (g *Gossip) Member(id int32) (Member, bool) {
-	for _, n := range g.ml.Members() {
-		if m, ok := g.member(n); ok && m.NodeID == id {
+	g.metaMu.Lock()
+	defer g.metaMu.Unlock()
+	for _, m := range g.live {
+		if m.NodeID == id {
 			return m, true
 		}
 	}
 	return Member{}, false
 }
 
-// maxMetas bounds the memo; metadata changes only when a broker restarts
-// with another address or rack, so it is far more than a cluster needs.
-const maxMetas = 1024
-
-// member decodes n's metadata through the memo.
-func (g *Gossip) member(n *memberlist.Node) (Member, bool) {
+// setLive records (ok) or forgets a member; memberlist's callbacks call
+// it, under memberlist's node lock.
+func (g *Gossip) setLive(name string, m Member, ok bool) {
 	g.metaMu.Lock()
-	m, ok := g.metas[string(n.Meta)]
-	g.metaMu.Unlock()
+	defer g.metaMu.Unlock()
 	if !ok {
-		var err error
-		if m, err = unmarshalMeta(n.Meta); err != nil {
-			return Member{}, false
-		}
-		g.metaMu.Lock()
-		if g.metas == nil || len(g.metas) >= maxMetas {
-			g.metas = map[string]Member{}
-		}
-		g.metas[string(n.Meta)] = m
-		g.metaMu.Unlock()
+		delete(g.live, name)
+		return
 	}
-	m.GossipAddr = n.Address()
-	return m, true
+	if g.live == nil {
+		g.live = map[string]Member{}
+	}
+	g.live[name] = m
 }
 
 func unmarshalMeta(meta []byte) (Member, error) {
@@ -487,6 +481,7 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	g := (*Gossip)(e)
+	g.setLive(n.Name, Member{}, false)
 	g.mu.Lock()
 	left := g.leaving[n.Name]
 	delete(g.leaving, n.Name)
@@ -509,6 +504,9 @@ func (e *events) emit(t EventType, n *memberlist.Node) {
 	if !ok {
 		g.logger.Warn("gossip member with unreadable metadata", "member", n.Name, "addr", n.Address())
 		return
+	}
+	if t == Joined || t == Updated {
+		g.setLive(n.Name, m, true)
 	}
 	g.logger.Info("gossip membership", "event", t.String(), "node", m.NodeID, "kafka", m.KafkaAddr, "rack", m.Rack)
 	g.publish(Event{Type: t, Member: m})
