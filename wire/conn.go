@@ -51,8 +51,7 @@ type conn struct {
 	queue  chan pending
 
 	// The writer goroutine's own, reused from one response to the next.
-	scratch []byte      // file bytes of a gathered frame
-	bufs    net.Buffers // the parts of a gathered frame
+	bufs net.Buffers // the parts of a gathered frame
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -402,10 +401,14 @@ func (c *conn) writeFrame(hdr []byte, f *Frame) error {
 // writeGathered reads the frame's file ranges into the writer's scratch
 // buffer and writes the header and every part with one writev.
 func (c *conn) writeGathered(hdr []byte, f *Frame, fileBytes int64) error {
-	if int64(cap(c.scratch)) < fileBytes {
-		c.scratch = make([]byte, fileBytes)
+	var scratch []byte
+	if fileBytes > 0 {
+		// Shared by all connections: a connection keeps no buffer while
+		// it has nothing to send (thousands of idle consumers).
+		sp := getBuffer(int(fileBytes))
+		defer putBuffer(sp)
+		scratch = (*sp)[:fileBytes]
 	}
-	scratch := c.scratch[:fileBytes]
 	c.bufs = append(c.bufs[:0], hdr)
 	for _, p := range f.parts {
 		if p.file == nil {
