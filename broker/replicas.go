@@ -323,13 +323,15 @@ func (b *Broker) proposeISR(p *partition) {
 		if p.repl == nil {
 			return
 		}
-		if got.LeaderEpoch == p.leaderEpoch {
+		// A late answer may follow the metadata that already carried it
+		// (and a newer proposal): only a newer partition epoch applies.
+		if got.LeaderEpoch == p.leaderEpoch && got.PartitionEpoch > p.partitionEpoch {
 			p.isr = slices.Clone(got.ISR)
 			p.partitionEpoch = got.PartitionEpoch
 			p.repl.SetAssignment(p.replicas, got.ISR, p.now())
-			p.repl.Accepted()
-			p.advanceHWLocked()
 		}
+		p.repl.Accepted(isr)
+		p.advanceHWLocked()
 		if len(got.ISR) < len(old) {
 			b.metrics.isrShrinks.Add(ctx, 1)
 		} else {
@@ -353,11 +355,11 @@ func (b *Broker) isrRefused(p *partition, isr []int32, err error) {
 	p.mu.Lock()
 	repl := p.repl
 	if repl != nil {
-		backoff = repl.Refused(p.now(), backoff)
+		backoff = repl.Refused(isr, p.now(), backoff)
 	}
 	p.mu.Unlock()
-	if repl == nil {
-		return
+	if repl == nil || backoff == 0 {
+		return // no longer leading, or a late answer to a settled proposal
 	}
 	p.logger.Warn("ISR change refused", "isr", fmt.Sprint(isr), "err", err, "retry.after", backoff)
 	if !ineligible {

@@ -192,12 +192,17 @@ func (l *Leader) Pending(isr []int32) {
 	l.pending = slices.Clone(isr)
 }
 
-// Refused clears a pending proposal the controller refused and holds off
-// the next one: for backoff after a first refusal, twice as long after
-// each further one, up to maxRefusalBackoff. It returns the hold.
-func (l *Leader) Refused(now time.Time, backoff time.Duration) time.Duration {
+// Refused records the controller's refusal of proposal isr: it clears the
+// pending change and holds off the next one, for backoff after a first
+// refusal, twice as long after each further one, up to maxRefusalBackoff.
+// It returns the hold, or 0 if isr is not the pending proposal (a late
+// answer to one that the metadata already settled): that changes nothing.
+func (l *Leader) Refused(isr []int32, now time.Time, backoff time.Duration) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.pending == nil || !sameSet(l.pending, isr) {
+		return 0
+	}
 	l.pending = nil
 	backoff = min(backoff<<min(l.refusals, 10), max(backoff, maxRefusalBackoff))
 	l.refusals++
@@ -205,11 +210,15 @@ func (l *Leader) Refused(now time.Time, backoff time.Duration) time.Duration {
 	return backoff
 }
 
-// Accepted records that the controller took a proposal.
-func (l *Leader) Accepted() {
+// Accepted records that the controller took proposal isr. A late answer
+// to an earlier proposal leaves a newer pending one in place: the
+// watermark must keep counting both ISRs until that one is answered.
+func (l *Leader) Accepted(isr []int32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.pending = nil
+	if l.pending != nil && sameSet(l.pending, isr) {
+		l.pending = nil
+	}
 	l.refusals = 0
 }
 

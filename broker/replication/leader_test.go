@@ -109,7 +109,8 @@ func TestRefusalHoldsProposalsUntilRetry(t *testing.T) {
 	// Holds double from the first refusal, up to a second.
 	for i, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
 		want *= time.Millisecond
-		if got := l.Refused(now, 100*time.Millisecond); got != want {
+		l.Pending(isr)
+		if got := l.Refused(isr, now, 100*time.Millisecond); got != want {
 			t.Fatalf("refusal %d: hold %v, want %v", i+1, got, want)
 		}
 		if _, changed := l.ProposeISR(50, 0, now.Add(want-time.Millisecond)); changed {
@@ -119,19 +120,24 @@ func TestRefusalHoldsProposalsUntilRetry(t *testing.T) {
 			t.Fatalf("refusal %d: no proposal once the hold passed", i+1)
 		}
 	}
-	l.Refused(now, 100*time.Millisecond)
+	l.Pending(isr)
+	l.Refused(isr, now, 100*time.Millisecond)
 	l.RetryNow()
 	if _, changed := l.ProposeISR(50, 0, now); !changed {
 		t.Fatal("RetryNow did not lift the hold")
 	}
 	// An accepted proposal starts the doubling over; a longer base
 	// (another kind of refusal) is not capped below itself.
-	l.Accepted()
-	if got := l.Refused(now, 100*time.Millisecond); got != 100*time.Millisecond {
+	l.Pending(isr)
+	l.Accepted(isr)
+	l.Pending(isr)
+	if got := l.Refused(isr, now, 100*time.Millisecond); got != 100*time.Millisecond {
 		t.Fatalf("hold %v after an accepted proposal, want 100ms", got)
 	}
-	l.Accepted()
-	if got := l.Refused(now, 2*time.Second); got != 2*time.Second {
+	l.Pending(isr)
+	l.Accepted(isr)
+	l.Pending(isr)
+	if got := l.Refused(isr, now, 2*time.Second); got != 2*time.Second {
 		t.Fatalf("hold %v with a 2s base, want 2s", got)
 	}
 }
@@ -152,5 +158,39 @@ func TestFollowerOutOfTheISRMustFetchFirst(t *testing.T) {
 	l.FollowerFetched(2, 100, 100, now.Add(time.Second))
 	if isr, changed := l.ProposeISR(100, 0, now.Add(time.Second)); !changed || !slices.Equal(isr, []int32{1, 2, 3}) {
 		t.Fatalf("proposal %v %v after its fetch, want [1 2 3]", isr, changed)
+	}
+}
+
+// TestLateAnswerLeavesNewerProposalPending: the metadata settled
+// proposal A, B was sent, and then A's answer arrives. It must not clear
+// B: until B is answered, the watermark counts both ISRs.
+func TestLateAnswerLeavesNewerProposalPending(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewLeader(1, []int32{1, 2, 3}, []int32{1, 2, 3}, 10*time.Second, now)
+	l.FollowerFetched(2, 100, 100, now)
+	a := []int32{1, 2} // A: 3 leaves
+	l.Pending(a)
+	l.SetAssignment([]int32{1, 2, 3}, a, now) // the metadata settles A
+	l.FollowerFetched(3, 50, 100, now)
+	b := []int32{1, 2, 3} // B: 3 comes back (the test pends it directly)
+	l.Pending(b)
+	if hw := l.HighWatermark(100); hw != 50 {
+		t.Fatalf("hw %d with B pending, want 50 (3 counted)", hw)
+	}
+	l.Accepted(a)
+	if hw := l.HighWatermark(100); hw != 50 {
+		t.Fatalf("hw %d after a late acceptance of A, want 50: B was cleared", hw)
+	}
+	if hold := l.Refused(a, now, 100*time.Millisecond); hold != 0 {
+		t.Fatalf("a late refusal of A set a hold of %v", hold)
+	}
+	if hw := l.HighWatermark(100); hw != 50 {
+		t.Fatalf("hw %d after a late refusal of A, want 50: B was cleared", hw)
+	}
+	if got := l.Refused(b, now, 100*time.Millisecond); got != 100*time.Millisecond {
+		t.Fatalf("B's own refusal: hold %v, want 100ms", got)
+	}
+	if hw := l.HighWatermark(100); hw != 100 {
+		t.Fatalf("hw %d once B is refused, want 100", hw)
 	}
 }
