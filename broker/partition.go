@@ -114,7 +114,7 @@ func (p *partition) applyAssignment(self int32, a controller.Partition, lagMax t
 			"log.end.offset", p.log.EndOffset(), "high.watermark", p.hw.Load())
 		return roleLeader, nil
 	case a.Leader == self:
-		p.repl.SetAssignment(a.Replicas, a.ISR, p.now())
+		p.repl.SetAssignment(a.Replicas, a.ISR, a.PartitionEpoch, p.now())
 		p.partitionEpoch = a.PartitionEpoch
 		p.advanceHWLocked()
 		return roleUnchanged, nil

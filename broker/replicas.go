@@ -268,7 +268,35 @@ func (b *Broker) followerFetched(p *partition, replica int32, fetchOffset int64)
 const (
 	isrRefusalBackoff    = time.Second
 	isrIneligibleBackoff = 100 * time.Millisecond
+	// isrSettleMax bounds how long a proposal with no definite answer
+	// stays pending while the metadata does not settle it.
+	isrSettleMax = 30 * time.Second
 )
+
+// isrOutcome sorts an AlterPartition error: refused means the controller
+// did not apply the change; stale, that it has a newer partition epoch
+// (the change may be in it). Anything else is an unknown outcome.
+func isrOutcome(err error) (refused, stale bool) {
+	switch {
+	case errors.Is(err, controller.ErrInvalidUpdateVersion), errors.Is(err, kerr.InvalidUpdateVersion):
+		return false, true
+	case errors.Is(err, controller.ErrIneligibleReplica), errors.Is(err, kerr.IneligibleReplica),
+		errors.Is(err, controller.ErrFencedLeaderEpoch), errors.Is(err, kerr.FencedLeaderEpoch),
+		errors.Is(err, controller.ErrNotLeader), errors.Is(err, kerr.NotLeaderForPartition),
+		errors.Is(err, controller.ErrUnknownPartition), errors.Is(err, kerr.UnknownTopicOrPartition),
+		errors.Is(err, controller.ErrNotController), errors.Is(err, kerr.NotController):
+		return true, false
+	}
+	return false, false
+}
+
+// requestRefresh asks the cluster loop to reread the metadata document.
+func (b *Broker) requestRefresh() {
+	select {
+	case b.refreshNow <- struct{}{}:
+	default:
+	}
+}
 
 // brokerJoined runs when gossip reports a broker (re)joined: on every
 // partition led here, the hold after refused ISR proposals is lifted and
@@ -304,20 +332,18 @@ func (b *Broker) proposeISR(p *partition) {
 		p.mu.Unlock()
 		return
 	}
-	p.repl.Pending(isr)
+	p.repl.Pending(isr, p.partitionEpoch)
 	leaderEpoch, partitionEpoch, old := p.leaderEpoch, p.partitionEpoch, slices.Clone(p.isr)
 	p.mu.Unlock()
 	p.logger.Info("proposing ISR change", "from", fmt.Sprint(old), "to", fmt.Sprint(isr))
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-		defer cancel()
-		got, err := b.alterPartition(ctx, p, leaderEpoch, partitionEpoch, isr)
-		if err != nil {
-			b.isrRefused(p, isr, err)
+		got, ok := b.sendISR(p, isr, leaderEpoch, partitionEpoch)
+		if !ok {
 			return
 		}
+		ctx := b.ctx
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.repl == nil {
@@ -328,7 +354,7 @@ func (b *Broker) proposeISR(p *partition) {
 		if got.LeaderEpoch == p.leaderEpoch && got.PartitionEpoch > p.partitionEpoch {
 			p.isr = slices.Clone(got.ISR)
 			p.partitionEpoch = got.PartitionEpoch
-			p.repl.SetAssignment(p.replicas, got.ISR, p.now())
+			p.repl.SetAssignment(p.replicas, got.ISR, got.PartitionEpoch, p.now())
 		}
 		p.repl.Accepted(isr)
 		p.advanceHWLocked()
@@ -338,6 +364,56 @@ func (b *Broker) proposeISR(p *partition) {
 			b.metrics.isrExpands.Add(ctx, 1)
 		}
 	}()
+}
+
+// sendISR sends proposal isr to the controller until it has a definite
+// answer. A timeout or a store error leaves the outcome unknown: the
+// controller may have applied the change. Then the change stays pending,
+// so the watermark keeps counting both ISRs, the proposal is sent again
+// each second, and the metadata is reread; a newer partition epoch in it
+// settles the change (SetAssignment). A stale-epoch answer is not sent
+// again (it would be the same), only waited on. ok is false when there is
+// nothing to apply: refused (handled by isrRefused), settled by the
+// metadata, or the broker is closing.
+func (b *Broker) sendISR(p *partition, isr []int32, leaderEpoch, partitionEpoch int32) (got controller.Partition, ok bool) {
+	ask := true
+	var lastErr error
+	for waited := time.Duration(0); ; waited += isrRefusalBackoff {
+		if ask {
+			ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+			res, err := b.alterPartition(ctx, p, leaderEpoch, partitionEpoch, isr)
+			cancel()
+			if err == nil {
+				return res, true
+			}
+			refused, stale := isrOutcome(err)
+			if refused {
+				b.isrRefused(p, isr, err)
+				return got, false
+			}
+			ask, lastErr = !stale, err
+			p.logger.Warn("ISR change without a definite answer; it stays pending until the metadata settles it",
+				"isr", fmt.Sprint(isr), "err", err)
+		}
+		if waited >= isrSettleMax {
+			b.isrRefused(p, isr, fmt.Errorf("no definite answer in %v: %w", waited, lastErr))
+			return got, false
+		}
+		b.requestRefresh()
+		t := time.NewTimer(isrRefusalBackoff)
+		select {
+		case <-b.ctx.Done():
+			t.Stop()
+			return got, false
+		case <-t.C:
+		}
+		p.mu.Lock()
+		pending := p.repl != nil && p.repl.IsPending(isr)
+		p.mu.Unlock()
+		if !pending {
+			return got, false // settled by the metadata
+		}
+	}
 }
 
 // isrRefused holds off the next proposal after the controller refused

@@ -40,6 +40,9 @@ type Leader struct {
 	// (Kafka's "maximal ISR"): a shrink takes effect for the watermark only
 	// once committed, an expansion at once.
 	pending []int32
+	// pendingEpoch is the partition epoch the pending change was based
+	// on: metadata with a newer one has settled it, one way or the other.
+	pendingEpoch int32
 	// retryAt holds off the next proposal after the controller refused
 	// one, so that a stale view does not turn every follower fetch into a
 	// request to the controller.
@@ -57,13 +60,15 @@ const maxRefusalBackoff = time.Second
 // before they had a chance to fetch.
 func NewLeader(self int32, replicas, isr []int32, lagMax time.Duration, now time.Time) *Leader {
 	l := &Leader{self: self, lagMax: lagMax, followers: map[int32]*follower{}}
-	l.SetAssignment(replicas, isr, now)
+	l.SetAssignment(replicas, isr, 0, now)
 	return l
 }
 
-// SetAssignment takes the controller's replicas and ISR (a new metadata
-// version). A pending change that the new ISR matches is settled.
-func (l *Leader) SetAssignment(replicas, isr []int32, now time.Time) {
+// SetAssignment takes the controller's replicas, ISR and partition epoch
+// (a new metadata version). A pending change is settled when the new ISR
+// matches it or the partition epoch moved past the one it was based on
+// (the controller then decided, and its ISR is the one that counts).
+func (l *Leader) SetAssignment(replicas, isr []int32, partitionEpoch int32, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range l.isr {
@@ -88,7 +93,7 @@ func (l *Leader) SetAssignment(replicas, isr []int32, now time.Time) {
 			delete(l.followers, r)
 		}
 	}
-	if l.pending != nil && sameSet(l.pending, isr) {
+	if l.pending != nil && (sameSet(l.pending, isr) || partitionEpoch > l.pendingEpoch) {
 		l.pending = nil
 	}
 }
@@ -185,11 +190,18 @@ func (l *Leader) ProposeISR(hw, epochStart int64, now time.Time) ([]int32, bool)
 	return next, true
 }
 
-// Pending records an ISR proposal in flight; nil clears it.
-func (l *Leader) Pending(isr []int32) {
+// Pending records an ISR proposal in flight, made at partitionEpoch.
+func (l *Leader) Pending(isr []int32, partitionEpoch int32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.pending = slices.Clone(isr)
+	l.pending, l.pendingEpoch = slices.Clone(isr), partitionEpoch
+}
+
+// IsPending reports whether isr is the proposal in flight.
+func (l *Leader) IsPending(isr []int32) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pending != nil && sameSet(l.pending, isr)
 }
 
 // Refused records the controller's refusal of proposal isr: it clears the

@@ -18,12 +18,12 @@ func TestHighWatermarkIsISRMinimum(t *testing.T) {
 		t.Fatalf("hw %d, want 60", hw)
 	}
 	// A follower outside the ISR does not hold the watermark back.
-	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2}, now)
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2}, 0, now)
 	if hw := l.HighWatermark(100); hw != 80 {
 		t.Fatalf("hw %d, want 80", hw)
 	}
 	// Alone in the ISR, the leader's log end is the watermark.
-	l.SetAssignment([]int32{1, 2, 3}, []int32{1}, now)
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1}, 0, now)
 	if hw := l.HighWatermark(100); hw != 100 {
 		t.Fatalf("hw %d, want 100", hw)
 	}
@@ -43,7 +43,7 @@ func TestISRShrinksAndExpands(t *testing.T) {
 	if !changed || !slices.Equal(isr, []int32{1, 2}) {
 		t.Fatalf("proposal %v %v, want [1 2]", isr, changed)
 	}
-	l.Pending(isr)
+	l.Pending(isr, 0)
 	// While pending, the old ISR still counts for the watermark and
 	// nothing else is proposed.
 	if hw := l.HighWatermark(120); hw != 0 {
@@ -52,7 +52,7 @@ func TestISRShrinksAndExpands(t *testing.T) {
 	if _, changed := l.ProposeISR(120, 0, later); changed {
 		t.Fatal("proposed again while a change was pending")
 	}
-	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2}, later) // committed
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2}, 0, later) // committed
 	if hw := l.HighWatermark(120); hw != 120 {
 		t.Fatalf("hw %d after the shrink, want 120", hw)
 	}
@@ -105,11 +105,11 @@ func TestRefusalHoldsProposalsUntilRetry(t *testing.T) {
 	if !changed || !slices.Equal(isr, []int32{1, 2}) {
 		t.Fatalf("proposal %v %v, want [1 2]", isr, changed)
 	}
-	l.Pending(isr)
+	l.Pending(isr, 0)
 	// Holds double from the first refusal, up to a second.
 	for i, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
 		want *= time.Millisecond
-		l.Pending(isr)
+		l.Pending(isr, 0)
 		if got := l.Refused(isr, now, 100*time.Millisecond); got != want {
 			t.Fatalf("refusal %d: hold %v, want %v", i+1, got, want)
 		}
@@ -120,7 +120,7 @@ func TestRefusalHoldsProposalsUntilRetry(t *testing.T) {
 			t.Fatalf("refusal %d: no proposal once the hold passed", i+1)
 		}
 	}
-	l.Pending(isr)
+	l.Pending(isr, 0)
 	l.Refused(isr, now, 100*time.Millisecond)
 	l.RetryNow()
 	if _, changed := l.ProposeISR(50, 0, now); !changed {
@@ -128,15 +128,15 @@ func TestRefusalHoldsProposalsUntilRetry(t *testing.T) {
 	}
 	// An accepted proposal starts the doubling over; a longer base
 	// (another kind of refusal) is not capped below itself.
-	l.Pending(isr)
+	l.Pending(isr, 0)
 	l.Accepted(isr)
-	l.Pending(isr)
+	l.Pending(isr, 0)
 	if got := l.Refused(isr, now, 100*time.Millisecond); got != 100*time.Millisecond {
 		t.Fatalf("hold %v after an accepted proposal, want 100ms", got)
 	}
-	l.Pending(isr)
+	l.Pending(isr, 0)
 	l.Accepted(isr)
-	l.Pending(isr)
+	l.Pending(isr, 0)
 	if got := l.Refused(isr, now, 2*time.Second); got != 2*time.Second {
 		t.Fatalf("hold %v with a 2s base, want 2s", got)
 	}
@@ -151,7 +151,7 @@ func TestFollowerOutOfTheISRMustFetchFirst(t *testing.T) {
 	l := NewLeader(1, []int32{1, 2, 3}, []int32{1, 2, 3}, 10*time.Second, now)
 	l.FollowerFetched(2, 100, 100, now)
 	l.FollowerFetched(3, 100, 100, now)
-	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 3}, now) // 2 stopped
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 3}, 0, now) // 2 stopped
 	if isr, changed := l.ProposeISR(100, 0, now.Add(time.Second)); changed {
 		t.Fatalf("proposed %v on the previous process's log end", isr)
 	}
@@ -169,11 +169,11 @@ func TestLateAnswerLeavesNewerProposalPending(t *testing.T) {
 	l := NewLeader(1, []int32{1, 2, 3}, []int32{1, 2, 3}, 10*time.Second, now)
 	l.FollowerFetched(2, 100, 100, now)
 	a := []int32{1, 2} // A: 3 leaves
-	l.Pending(a)
-	l.SetAssignment([]int32{1, 2, 3}, a, now) // the metadata settles A
+	l.Pending(a, 0)
+	l.SetAssignment([]int32{1, 2, 3}, a, 0, now) // the metadata settles A
 	l.FollowerFetched(3, 50, 100, now)
 	b := []int32{1, 2, 3} // B: 3 comes back (the test pends it directly)
-	l.Pending(b)
+	l.Pending(b, 0)
 	if hw := l.HighWatermark(100); hw != 50 {
 		t.Fatalf("hw %d with B pending, want 50 (3 counted)", hw)
 	}
@@ -192,5 +192,28 @@ func TestLateAnswerLeavesNewerProposalPending(t *testing.T) {
 	}
 	if hw := l.HighWatermark(100); hw != 100 {
 		t.Fatalf("hw %d once B is refused, want 100", hw)
+	}
+}
+
+// TestNewerPartitionEpochSettlesPending: a change whose answer was lost
+// stays pending until the metadata carries a newer partition epoch; the
+// controller's ISR then counts, whatever it is.
+func TestNewerPartitionEpochSettlesPending(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewLeader(1, []int32{1, 2, 3}, []int32{1, 2}, 10*time.Second, now)
+	l.FollowerFetched(2, 100, 100, now)
+	l.FollowerFetched(3, 50, 100, now)
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2}, 5, now)
+	l.Pending([]int32{1, 2, 3}, 5)
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2}, 5, now) // same epoch: not settled
+	if hw := l.HighWatermark(100); hw != 50 {
+		t.Fatalf("hw %d, want 50: the pending expansion still counts", hw)
+	}
+	l.SetAssignment([]int32{1, 2, 3}, []int32{1, 2}, 6, now) // the controller decided otherwise
+	if l.IsPending([]int32{1, 2, 3}) {
+		t.Fatal("still pending after a newer partition epoch")
+	}
+	if hw := l.HighWatermark(100); hw != 100 {
+		t.Fatalf("hw %d, want 100 over the controller's ISR [1 2]", hw)
 	}
 }
