@@ -267,7 +267,7 @@ func (b *Broker) followerFetched(p *partition, replica int32, fetchOffset int64)
 // Holds on the next ISR proposal after the controller refused one.
 const (
 	isrRefusalBackoff    = time.Second
-	isrIneligibleBackoff = 100 * time.Millisecond
+	isrIneligibleBackoff = 25 * time.Millisecond
 	// isrSettleMax bounds how long a proposal with no definite answer
 	// stays pending while the metadata does not settle it.
 	isrSettleMax = 30 * time.Second
@@ -430,17 +430,24 @@ func (b *Broker) isrRefused(p *partition, isr []int32, err error) {
 	}
 	p.mu.Lock()
 	repl := p.repl
+	hold := time.Duration(0)
 	if repl != nil {
-		backoff = repl.Refused(isr, p.now(), backoff)
+		hold = repl.Refused(isr, p.now(), backoff)
 	}
 	p.mu.Unlock()
-	if repl == nil || backoff == 0 {
-		return // no longer leading, or a late answer to a settled proposal
+	if repl == nil {
+		return
 	}
-	p.logger.Warn("ISR change refused", "isr", fmt.Sprint(isr), "err", err, "retry.after", backoff)
+	if hold == 0 {
+		// A late answer to a proposal the metadata already settled: no
+		// hold, but the ISR may still want the follower it refused.
+		hold = backoff
+	}
+	p.logger.Warn("ISR change refused", "isr", fmt.Sprint(isr), "err", err, "retry.after", hold)
 	if !ineligible {
 		return
 	}
+	backoff = hold
 	t := time.NewTimer(backoff)
 	defer t.Stop()
 	select {
