@@ -106,8 +106,8 @@ func (b *Broker) client(id int32) (*wire.Client, error) {
 	if b.cfg.Gossip != nil {
 		// The per-fetch path: one member, no list (liveBrokers parses all).
 		if m, ok := b.cfg.Gossip.Member(id); ok {
-			if host, port, err := net.SplitHostPort(m.KafkaAddr); err == nil {
-				addr = net.JoinHostPort(host, port)
+			if _, _, err := net.SplitHostPort(m.KafkaAddr); err == nil {
+				addr = m.KafkaAddr
 			}
 		}
 	} else if id == b.cfg.NodeID {

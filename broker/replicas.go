@@ -375,21 +375,21 @@ func (b *Broker) proposeISR(p *partition) {
 // again (it would be the same), only waited on. ok is false when there is
 // nothing to apply: refused (handled by isrRefused), settled by the
 // metadata, or the broker is closing.
-func (b *Broker) sendISR(p *partition, isr []int32, leaderEpoch, partitionEpoch int32) (got controller.Partition, ok bool) {
+func (b *Broker) sendISR(p *partition, isr []int32, leaderEpoch, partitionEpoch int32) (controller.Partition, bool) {
 	ask := true
 	var lastErr error
 	for waited := time.Duration(0); ; waited += isrRefusalBackoff {
 		if ask {
 			ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-			res, err := b.alterPartition(ctx, p, leaderEpoch, partitionEpoch, isr)
+			got, err := b.alterPartition(ctx, p, leaderEpoch, partitionEpoch, isr)
 			cancel()
 			if err == nil {
-				return res, true
+				return got, true
 			}
 			refused, stale := isrOutcome(err)
 			if refused {
 				b.isrRefused(p, isr, err)
-				return got, false
+				return controller.Partition{}, false
 			}
 			ask, lastErr = !stale, err
 			p.logger.Warn("ISR change without a definite answer; it stays pending until the metadata settles it",
@@ -397,21 +397,21 @@ func (b *Broker) sendISR(p *partition, isr []int32, leaderEpoch, partitionEpoch 
 		}
 		if waited >= isrSettleMax {
 			b.isrRefused(p, isr, fmt.Errorf("no definite answer in %v: %w", waited, lastErr))
-			return got, false
+			return controller.Partition{}, false
 		}
 		b.requestRefresh()
 		t := time.NewTimer(isrRefusalBackoff)
 		select {
 		case <-b.ctx.Done():
 			t.Stop()
-			return got, false
+			return controller.Partition{}, false
 		case <-t.C:
 		}
 		p.mu.Lock()
 		pending := p.repl != nil && p.repl.IsPending(isr)
 		p.mu.Unlock()
 		if !pending {
-			return got, false // settled by the metadata
+			return controller.Partition{}, false // settled by the metadata
 		}
 	}
 }
@@ -447,8 +447,7 @@ func (b *Broker) isrRefused(p *partition, isr []int32, err error) {
 	if !ineligible {
 		return
 	}
-	backoff = hold
-	t := time.NewTimer(backoff)
+	t := time.NewTimer(hold)
 	defer t.Stop()
 	select {
 	case <-b.ctx.Done():
