@@ -29,6 +29,12 @@
 # acks=1) and the same incompressible 1 KiB records.
 set -euo pipefail
 
+# The physical limits come from fio and iperf3 (Debian packages); say so
+# up front rather than halfway through.
+for tool in fio iperf3; do
+	command -v "$tool" >/dev/null || { echo "bench/run.sh: needs $tool (apt-get install -y fio iperf3)" >&2; exit 2; }
+done
+
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-5}
 RECORDS=${RECORDS:-2000000}
